@@ -1,0 +1,133 @@
+"""Convolutional image classifiers for 28x28 single-channel images (Fashion-MNIST).
+
+Plain ``torch.nn`` modules: no Kedro, no MLflow. Every model takes a float
+tensor of shape ``(N, in_channels, 28, 28)``, already normalised, and returns
+logits of shape ``(N, num_classes)``.
+
+Two families:
+
+* ``ClassicCNN``: the Keras MNIST tutorial network, the baseline (~93k parameters).
+* ``FastCNN``: the default. Conv-BatchNorm-ReLU stages with max-pooling between
+  them and a global-pooling head; width and depth are constructor arguments so
+  that a benchmark can move along the speed/accuracy frontier.
+
+The batch augmentations used with ``FastCNN`` (``random_hflip`` for training,
+``hflip`` for test-time augmentation) live here too: they are image-specific,
+so they belong to this family and not to the generic training loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["ARCHITECTURES", "ClassicCNN", "FastCNN", "build_cnn", "hflip", "random_hflip"]
+
+
+class ClassicCNN(nn.Sequential):
+    """The Keras MNIST tutorial CNN: three 3x3 convolutions, two max-pools, two dense layers."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, 32, kernel_size=3), nn.ReLU(),  # 28 -> 26
+            nn.MaxPool2d(2),  # 26 -> 13
+            nn.Conv2d(32, 64, kernel_size=3), nn.ReLU(),  # 13 -> 11
+            nn.MaxPool2d(2),  # 11 -> 5
+            nn.Conv2d(64, 64, kernel_size=3), nn.ReLU(),  # 5 -> 3
+            nn.Flatten(),  # 64 * 3 * 3 = 576
+            nn.Linear(576, 64), nn.ReLU(),
+            nn.Linear(64, num_classes),
+        )  # fmt: skip
+
+
+class FastCNN(nn.Module):
+    """Conv-BN-ReLU stages, each followed by a 2x2 max-pool, then global pooling and a linear head.
+
+    With three stages the feature maps go 28 -> 14 -> 7 -> 3 pixels. Extra
+    convolutions are cheapest in the later, low-resolution stages, so depth is
+    set per stage.
+
+    Args:
+        num_classes: number of output logits.
+        in_channels: channels of the input images.
+        channels: output channels of each stage; its length is the number of stages.
+        convs_per_stage: 3x3 convolutions in each stage, one int for all stages
+            or one per stage.
+        global_pool: ``"max"`` or ``"avg"`` pooling over the final feature map.
+        dropout: dropout probability before the linear head.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        channels: Sequence[int] = (24, 48, 96),
+        convs_per_stage: int | Sequence[int] = 1,
+        global_pool: str = "max",
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        channels = tuple(channels)
+        if isinstance(convs_per_stage, int):
+            convs_per_stage = (convs_per_stage,) * len(channels)
+        convs_per_stage = tuple(convs_per_stage)
+        if not channels or len(convs_per_stage) != len(channels) or min(convs_per_stage) < 1:
+            raise ValueError(
+                f"channels and convs_per_stage must describe the same non-empty stages, "
+                f"got channels={channels}, convs_per_stage={convs_per_stage}"
+            )
+        pools = {"max": nn.AdaptiveMaxPool2d(1), "avg": nn.AdaptiveAvgPool2d(1)}
+        if global_pool not in pools:
+            raise ValueError(f"global_pool must be one of {sorted(pools)}, got {global_pool!r}")
+
+        layers: list[nn.Module] = []
+        width = in_channels
+        for out_channels, convs in zip(channels, convs_per_stage):
+            for _ in range(convs):
+                layers += [
+                    nn.Conv2d(width, out_channels, kernel_size=3, padding=1, bias=False),
+                    nn.BatchNorm2d(out_channels),
+                    nn.ReLU(inplace=True),
+                ]
+                width = out_channels
+            layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            pools[global_pool], nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, num_classes)
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"classic": ClassicCNN, "fast": FastCNN}
+
+
+def build_cnn(architecture: str, num_classes: int, **kwargs) -> nn.Module:
+    """Build the CNN named ``architecture`` (``"classic"`` or ``"fast"``); kwargs go to its constructor."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"unknown CNN architecture {architecture!r}; choose one of {sorted(ARCHITECTURES)}"
+        )
+    return ARCHITECTURES[architecture](num_classes=num_classes, **kwargs)
+
+
+def hflip(features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Mirror the images (first feature, ``(N, C, H, W)``) left to right; for test-time augmentation."""
+    images, *rest = features
+    return (images.flip(-1), *rest)
+
+
+def random_hflip(
+    features: tuple[torch.Tensor, ...], generator: torch.Generator
+) -> tuple[torch.Tensor, ...]:
+    """Mirror each image of the batch with probability 1/2, drawn from ``generator``.
+
+    Signature of ``dlflow.training.fit``'s ``train_transform``.
+    """
+    images, *rest = features
+    flip = torch.rand(images.shape[0], generator=generator, device=generator.device) < 0.5
+    flip = flip.to(images.device).view(-1, 1, 1, 1)
+    return (torch.where(flip, images.flip(-1), images), *rest)

@@ -1,0 +1,49 @@
+"""``cnn``: ingestion → preprocessing → training → evaluation → registration for the image CNN."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from dlflow.pipelines import evaluation, ingestion, registration
+
+from .nodes import (
+    compute_normalisation,
+    package_cnn,
+    plot_cnn_mistakes,
+    predict_cnn,
+    select_test_images,
+    split_train_validation,
+    train_cnn,
+)
+
+
+def create_training_pipeline() -> Pipeline:
+    """Preprocessing, training and prediction on the test images."""
+    return pipeline(
+        [
+            node(split_train_validation, ["image_train_intermediate", "params:cnn"], ["cnn_train_split", "cnn_val_split"], name="split_train_validation"),
+            node(select_test_images, ["image_test_intermediate", "params:cnn"], "cnn_test_split", name="select_test_images"),
+            node(compute_normalisation, "cnn_train_split", "cnn_normalisation", name="compute_normalisation"),
+            node(
+                train_cnn,
+                ["cnn_train_split", "cnn_val_split", "cnn_normalisation", "image_class_names", "params:cnn"],
+                ["cnn_model", "cnn_training_history"],
+                name="train_cnn",
+            ),
+            node(predict_cnn, ["cnn_model", "cnn_test_split", "cnn_normalisation", "params:cnn"], "cnn_test_predictions", name="predict_cnn"),
+            node(
+                plot_cnn_mistakes,
+                ["cnn_test_split", "cnn_test_predictions", "image_class_names", "params:cnn"],
+                "cnn_misclassified_plot",
+                name="plot_cnn_mistakes",
+            ),
+            node(package_cnn, ["cnn_model", "cnn_normalisation", "cnn_test_split", "params:cnn"], "cnn_package", name="package_cnn"),
+        ]
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return (
+        ingestion.create_pipeline()
+        + create_training_pipeline()
+        + evaluation.create_pipeline("cnn", "cnn_test_predictions", "image_class_names", "cnn_training_history")
+        + registration.create_pipeline("cnn", "cnn_package", "cnn.metrics")
+    )

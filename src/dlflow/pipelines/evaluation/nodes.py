@@ -1,0 +1,38 @@
+"""Shared evaluation nodes for every classifier family (reused through Kedro namespaces).
+
+Input: a predictions table with ``label``, ``prediction`` and ``probabilities``
+columns, the class names and the training history.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from dlflow.evaluation import (
+    classification_metrics,
+    confusion,
+    flat_metrics,
+    plot_confusion_matrix,
+    plot_learning_curves,
+)
+
+
+def evaluate_classifier(
+    predictions: pd.DataFrame, class_names: list[str]
+) -> tuple[dict, dict[str, dict[str, float]]]:
+    """Full metrics report (JSON) and the flat ``test_*`` metrics for MLflow."""
+    report = classification_metrics(predictions["label"], predictions["prediction"], class_names)
+    mlflow_metrics = {name: {"value": value, "step": 0} for name, value in flat_metrics(report).items()}
+    return report, mlflow_metrics
+
+
+def plot_confusion(predictions: pd.DataFrame, class_names: list[str]) -> Figure:
+    """Row-normalised confusion matrix of the test predictions."""
+    matrix = confusion(predictions["label"], predictions["prediction"], len(class_names))
+    return plot_confusion_matrix(matrix, class_names)
+
+
+def plot_history(training_history: list[dict]) -> Figure:
+    """Train/validation loss and accuracy per epoch."""
+    return plot_learning_curves(training_history)

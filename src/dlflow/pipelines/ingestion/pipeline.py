@@ -1,0 +1,33 @@
+"""``ingestion``: raw IDX files → validated parquet tables + data summary."""
+
+from functools import partial
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from .nodes import build_image_table, list_class_names, summarise_image_data
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                partial(build_image_table, split="train"),
+                ["image_train_images_raw", "image_train_labels_raw", "params:image_source"],
+                "image_train_intermediate",
+                name="validate_train_images",
+            ),
+            node(
+                partial(build_image_table, split="test"),
+                ["image_test_images_raw", "image_test_labels_raw", "params:image_source"],
+                "image_test_intermediate",
+                name="validate_test_images",
+            ),
+            node(list_class_names, "params:image_source", "image_class_names", name="list_class_names"),
+            node(
+                summarise_image_data,
+                ["image_train_intermediate", "image_test_intermediate", "image_class_names"],
+                ["image_data_summary", "image_class_distribution_plot"],
+                name="summarise_image_data",
+            ),
+        ]
+    )

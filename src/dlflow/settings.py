@@ -1,0 +1,54 @@
+"""Kedro project settings for dlflow.
+
+The embedded MLflow default is an SQLite store at an *absolute* path under
+``<project>/mlruns`` (MLflow 3.17 refuses the plain ``./mlruns`` file store and
+a relative ``sqlite:///`` URI lands wherever the process started).
+``MLFLOW_TRACKING_URI`` overrides it, e.g. for a team server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kedro.config import OmegaConfigLoader
+
+from dlflow.hooks import LineageHook, ParameterValidationHook
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+
+
+def _project_root() -> Path:
+    """The folder holding ``pyproject.toml``: the source tree's, else the working directory."""
+    source_root = Path(__file__).resolve().parents[2]
+    return source_root if (source_root / "pyproject.toml").is_file() else Path.cwd()
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store."""
+    default = f"sqlite:///{_project_root() / 'mlruns' / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or default
+
+
+def artifact_location() -> str | None:
+    """``artifacts/`` beside an SQLite store's file; a server manages its own."""
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    return str(Path(uri.removeprefix("sqlite:///")).parent / "artifacts")
+
+
+HOOKS = (ParameterValidationHook(), LineageHook())
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "custom_resolvers": {
+        "dlflow.tracking_uri": lambda: tracking_uri(),
+        "dlflow.artifact_location": lambda: artifact_location(),
+    },
+    "config_patterns": {
+        "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
+    },
+}

@@ -1,0 +1,57 @@
+"""Hooks into the training loop, and the live MLflow epoch logger.
+
+This is the only module of ``dlflow.training`` that touches MLflow, and it
+imports it lazily, so importing the training loop stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+if TYPE_CHECKING:
+    from dlflow.training.loop import EpochRecord, FitResult, TrainConfig
+
+logger = logging.getLogger("dlflow.training")
+
+
+class Callback:
+    """Base class: override the hooks you need; each one does nothing by default."""
+
+    def on_train_start(self, config: TrainConfig, start_epoch: int) -> None:
+        """Before the first epoch to run; ``start_epoch`` is the number of epochs already done (resume)."""
+
+    def on_epoch_end(self, record: EpochRecord, model: nn.Module) -> None:
+        """After each epoch has been validated and checkpointed."""
+
+    def on_train_end(self, result: FitResult) -> None:
+        """After training, with the final result (best weights already restored)."""
+
+
+class MlflowEpochLogger(Callback):
+    """Log each epoch's metrics to the active MLflow run at ``step=epoch``, so curves grow live.
+
+    Without an active run it logs nothing and warns once.
+    """
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._warned = False
+
+    def on_epoch_end(self, record: EpochRecord, model: nn.Module) -> None:
+        import mlflow
+
+        if mlflow.active_run() is None:
+            if not self._warned:
+                logger.warning("MlflowEpochLogger: no active MLflow run, epoch metrics are not logged")
+                self._warned = True
+            return
+        metrics = {
+            f"{self.prefix}{name}": float(value)
+            for name, value in dataclasses.asdict(record).items()
+            if name != "epoch"
+        }
+        mlflow.log_metrics(metrics, step=record.epoch)

@@ -1,0 +1,86 @@
+"""Where and how training runs: device, CPU threads, seeds and RNG state."""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+_interop_threads_set = False
+
+
+def select_device(preference: str = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU; ``"cpu"``; ``"cuda"`` (error when absent)."""
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "device='cuda' was requested but CUDA is not available "
+            "(use device='auto' or device='cpu')"
+        )
+    if preference not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {preference!r}")
+    return torch.device(preference)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (respects taskset/cgroup affinity where the OS tells)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def configure_threads(num_threads: int | None = None) -> int:
+    """Set torch's intra-op threads (``None``: all usable cores); return the number set.
+
+    The inter-op pool is set to one thread, once per process: eager training
+    never runs independent ops in parallel, and torch refuses to change the
+    pool after it has started.
+    """
+    global _interop_threads_set
+    threads = num_threads or usable_cores()
+    torch.set_num_threads(threads)
+    if not _interop_threads_set:
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # the pool already started (e.g. set elsewhere): leave it
+            pass
+        _interop_threads_set = True
+    return threads
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA); optionally ask for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if deterministic:
+        # cuBLAS needs this before its first call to be deterministic on CUDA >= 10.2.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def rng_state() -> dict[str, Any]:
+    """The global RNG states, as plain values and tensors (loadable with ``weights_only=True``)."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (name, keys.tolist(), position, has_gauss, cached_gaussian),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the global RNG states captured by ``rng_state``."""
+    random.setstate(state["python"])
+    name, keys, position, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached_gaussian))
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

@@ -1,0 +1,47 @@
+"""Shared fixtures: the offline data mirror and a throw-away copy of the Kedro project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MIRROR = Path(os.environ.get("DLFLOW_DATA_MIRROR", REPO_ROOT.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def data_mirror() -> Path:
+    """The offline mirror of the real data sets (../shared/data or $DLFLOW_DATA_MIRROR)."""
+    if not (MIRROR / "fashion-mnist").is_dir():
+        pytest.fail(f"offline data mirror not found at {MIRROR}: set DLFLOW_DATA_MIRROR to a folder laid out like shared/data")
+    return MIRROR
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_mirror: Path) -> Path:
+    """A copy of the project's conf in ``tmp_path``, with its own data folder and MLflow store.
+
+    The working directory moves there (Kedro resolves catalog paths from it),
+    ``MLFLOW_TRACKING_URI`` points at an SQLite store in ``tmp_path`` and the
+    data sets come from the offline mirror.
+    """
+    from kedro.framework.startup import bootstrap_project
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
+    (project / "conf" / "local").mkdir()
+    (project / "src").mkdir()
+    shutil.copy(REPO_ROOT / "pyproject.toml", project / "pyproject.toml")
+    (project / ".telemetry").write_text("consent: false\n")
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    monkeypatch.setenv("DLFLOW_DATA_MIRROR", str(data_mirror))
+    (tmp_path / "mlruns").mkdir()
+    bootstrap_project(project)
+    return project

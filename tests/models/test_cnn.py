@@ -1,0 +1,58 @@
+"""The CNN family: shapes, sizes, the factory, and the flip augmentations."""
+
+import pytest
+import torch
+
+from dlflow.models import ClassicCNN, FastCNN, build_cnn, hflip, random_hflip
+
+
+def n_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_classic_cnn_has_the_keras_tutorial_size():
+    assert n_parameters(ClassicCNN()) == 93_322
+
+
+@pytest.mark.parametrize("architecture", ["classic", "fast"])
+def test_models_map_images_to_one_logit_per_class(architecture):
+    model = build_cnn(architecture, num_classes=10)
+    assert model(torch.randn(5, 1, 28, 28)).shape == (5, 10)
+
+
+def test_fast_cnn_width_and_depth_are_configurable():
+    small = FastCNN(channels=(8, 16), convs_per_stage=(1, 2), global_pool="avg", dropout=0.0)
+    assert small(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert n_parameters(small) < n_parameters(FastCNN())
+    wide = build_cnn("fast", num_classes=3, channels=(32, 64, 128))
+    assert wide(torch.randn(2, 1, 28, 28)).shape == (2, 3)
+
+
+def test_fast_cnn_rejects_inconsistent_stages():
+    with pytest.raises(ValueError, match="convs_per_stage"):
+        FastCNN(channels=(8, 16), convs_per_stage=(1, 1, 1))
+    with pytest.raises(ValueError, match="global_pool"):
+        FastCNN(global_pool="median")
+
+
+def test_build_cnn_names_the_choices_for_an_unknown_architecture():
+    with pytest.raises(ValueError, match=r"'resnet'.*\['classic', 'fast'\]"):
+        build_cnn("resnet", num_classes=10)
+
+
+def test_hflip_mirrors_the_images_and_keeps_other_features():
+    images, lengths = torch.arange(8.0).view(1, 1, 2, 4), torch.tensor([3])
+    flipped, same = hflip((images, lengths))
+    assert torch.equal(flipped[0, 0, 0], torch.tensor([3.0, 2.0, 1.0, 0.0]))
+    assert same is lengths
+
+
+def test_random_hflip_is_reproducible_and_flips_about_half():
+    images = torch.randn(400, 1, 28, 28)
+    (a,) = random_hflip((images,), torch.Generator().manual_seed(0))
+    (b,) = random_hflip((images,), torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    flipped = [torch.equal(x, y.flip(-1)) for x, y in zip(a, images)]
+    unchanged = [torch.equal(x, y) for x, y in zip(a, images)]
+    assert all(f != u for f, u in zip(flipped, unchanged))
+    assert 150 < sum(flipped) < 250

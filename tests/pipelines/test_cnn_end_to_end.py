@@ -1,0 +1,117 @@
+"""End to end: ``kedro run --pipeline cnn --env test`` on the offline mirror, through a KedroSession.
+
+Asserts what a user would look for in MLflow afterwards: the run, its live
+per-epoch metrics, test metrics, artifacts, lineage, a registered model version
+and where the promotion gate put the ``champion`` alias.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from kedro.framework.session import KedroSession
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.e2e
+
+MODEL_NAME = "dlflow-cnn-fashion_mnist-test"
+
+
+def run_cnn(project: Path, **overrides) -> None:
+    """``kedro run --pipeline cnn --env test --params <overrides>`` (dotted keys, as on the CLI)."""
+    runtime_params: dict = {}
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        target = runtime_params
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[leaf] = value
+    with KedroSession.create(project_path=project, env="test", runtime_params=runtime_params) as session:
+        session.run(pipeline_names=["cnn"])
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str = "") -> set[str]:
+    found = set()
+    for item in client.list_artifacts(run_id, path):
+        found |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return found
+
+
+def test_cnn_pipeline_tracks_registers_and_gates(kedro_project: Path) -> None:
+    run_cnn(kedro_project)
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("dlflow")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+
+    # live per-epoch curves (step = epoch) and the test metrics
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2]
+    assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 2
+    accuracy = run.data.metrics["test_accuracy"]
+    assert 0.6 < accuracy <= 1.0, accuracy
+    assert "test_macro_f1" in run.data.metrics
+    assert "test_f1_T-shirt_top" in run.data.metrics
+
+    # parameters, lineage and git state
+    assert run.data.params["cnn.training.epochs"] == "2"
+    inputs = {i.dataset.name: i.dataset.digest for i in run.inputs.dataset_inputs}
+    assert {"image_train_intermediate", "cnn_train_split", "cnn_test_split"} <= set(inputs)
+    assert all(len(digest) == 16 for digest in inputs.values())
+
+    # artifacts: data summary, plots, reports and the model
+    artifacts = artifact_paths(client, run.info.run_id)
+    for expected in (
+        "data/data_summary.json",
+        "data/class_distribution.png",
+        "preprocessing/normalisation.json",
+        "training/training_history.json",
+        "evaluation/metrics.json",
+        "evaluation/confusion_matrix.png",
+        "evaluation/learning_curves.png",
+        "evaluation/misclassified.png",
+        "registration/registration.json",
+    ):
+        assert expected in artifacts, (expected, sorted(artifacts))
+    summary = json.loads(Path("data/08_reporting/fashion_mnist/data_summary.json").read_text())
+    assert summary["num_train"] == 60000 and sum(summary["test_class_counts"].values()) == 10000
+
+    # a registered version, champion, tagged with run, metric and data digest
+    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert str(champion.version) == "1"
+    assert champion.run_id == run.info.run_id
+    assert champion.tags["test_data_digest"] == inputs["cnn_test_split"]
+    assert float(champion.tags["metric_value"]) == pytest.approx(accuracy, abs=1e-6)
+
+    # the registered model takes raw pixels and agrees with the pipeline's accuracy
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
+    import pandas as pd
+
+    test = pd.read_parquet("data/05_model_input/cnn/test.parquet")
+    pixels = np.stack(test["pixels"].to_numpy()).reshape(-1, 28, 28).astype(np.float32)
+    probabilities = np.asarray(model.predict(pixels))
+    assert probabilities.shape == (500, 10)
+    served_accuracy = float((probabilities.argmax(1) == test["label"].to_numpy()).mean())
+    assert served_accuracy == pytest.approx(accuracy, abs=1e-9)
+
+    # A much worse model (learning rate 1e-6) must not take the champion alias.
+    run_cnn(kedro_project, **{"cnn.training.lr": 1e-6})
+    worse = client.get_model_version(MODEL_NAME, "2")
+    assert float(worse.tags["metric_value"]) < accuracy
+    assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
+    assert str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == "2"
+    assert worse.tags["gate_decision"] == "challenger"
+    assert "not promoted" in worse.tags["gate_reason"]
+
+
+def test_bad_parameter_stops_the_run_before_any_work(kedro_project: Path) -> None:
+    with pytest.raises(ValueError, match=r"cnn\.training\.lr"):
+        run_cnn(kedro_project, **{"cnn.training.lr": -0.5})
+    assert not any(Path("data").rglob("*.parquet"))
+    assert not Path("data/01_raw").exists() or not any(Path("data/01_raw").iterdir())
+    experiment = MlflowClient().get_experiment_by_name("dlflow")
+    assert experiment is None or not MlflowClient().search_runs([experiment.experiment_id])

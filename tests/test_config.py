@@ -1,0 +1,42 @@
+"""Parameter validation: the shipped files are valid, bad values name their key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from dlflow.config import parse, validate_parameters
+from tests.conftest import REPO_ROOT
+
+
+def shipped_cnn_params(env: str = "base") -> dict:
+    text = (REPO_ROOT / "conf" / env / "parameters_cnn.yml").read_text()
+    return yaml.safe_load(text)["cnn"]
+
+
+@pytest.mark.parametrize("env", ["base", "test"])
+def test_shipped_parameters_are_valid(env):
+    parse("cnn", shipped_cnn_params(env))
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("training", "lr"), -0.1, "cnn.training.lr"),
+        (("training", "epochs"), 0, "cnn.training.epochs"),
+        (("training", "optimizer"), "adagrad-ish", "cnn.training.optimizer"),
+        (("data", "validation_fraction"), 1.5, "cnn.data.validation_fraction"),
+        (("training", "lr_typo"), 0.1, "cnn.training.lr_typo"),
+        (("unknown_block",), {}, "cnn.unknown_block"),
+    ],
+)
+def test_bad_values_and_unknown_keys_name_the_key(path, value, message):
+    params = copy.deepcopy(shipped_cnn_params())
+    target = params
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        validate_parameters({"cnn": params})
