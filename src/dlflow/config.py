@@ -73,7 +73,81 @@ class CnnParams(StrictModel):
     misclassified_examples: int = Field(default=25, ge=0, le=100)
 
 
-PARAMETER_MODELS: dict[str, type[StrictModel]] = {"cnn": CnnParams}
+class VocabularyParams(StrictModel):
+    min_count: int = Field(default=5, ge=1)
+    max_size: int | None = Field(default=None, ge=10)
+
+
+class TextParams(StrictModel):
+    """Shared text preprocessing: folds of the MR data, the Word2Vec corpus, the vocabulary."""
+
+    folds: int = Field(default=10, ge=2, le=20)
+    fold_seed: int = 42
+    corpora: list[Literal["mr", "movie_reviews", "brown"]] = Field(default=["mr", "movie_reviews", "brown"], min_length=1)
+    max_corpus_sentences: int | None = Field(default=None, ge=100)
+    vocabulary: VocabularyParams = VocabularyParams()
+
+
+class Word2VecTrainingParams(StrictModel):
+    """Arguments of ``dlflow.training.word2vec.Word2VecConfig``."""
+
+    mode: Literal["cbow", "skipgram"] = "cbow"
+    dim: int = Field(default=100, ge=2)
+    window: int = Field(default=5, ge=1)
+    negative: int = Field(default=5, ge=1)
+    sample: float = Field(default=1e-3, ge=0)
+    epochs: int = Field(default=5, ge=1)
+    alpha: float = Field(default=0.025, gt=0)
+    min_alpha: float = Field(default=1e-4, ge=0)
+    threads: int | None = Field(default=None, ge=1)
+    seed: int = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class Word2VecParams(StrictModel):
+    training: Word2VecTrainingParams
+    probes: list[str] = Field(default=["good", "bad", "movie", "funny", "boring", "actor"], min_length=1)
+    map_words: int = Field(default=300, ge=10)
+    analogy_restrict_vocab: int = Field(default=30000, ge=100)
+    registration: RegistrationParams
+
+
+class RnnModelParams(StrictModel):
+    cell: Literal["lstm", "gru"] = "lstm"
+    bidirectional: bool = True
+    hidden_size: int = Field(default=100, ge=1)
+    num_layers: int = Field(default=1, ge=1)
+    dropout: float = Field(default=0.5, ge=0, lt=1)
+    pooling: Literal["max", "last"] = "max"
+    embedding_mode: Literal["rand", "static", "non_static"] = "non_static"
+
+
+class RnnEvaluationParams(StrictModel):
+    mode: Literal["cv", "split"] = "cv"
+    test_fold: int = Field(default=0, ge=0)
+    validation_fraction: float = Field(default=0.1, gt=0, lt=1)
+
+
+class NaiveBayesParams(StrictModel):
+    alpha: float = Field(default=1.0, gt=0)
+    ngram_max: int = Field(default=2, ge=1, le=3)
+
+
+class RnnParams(StrictModel):
+    max_length: int = Field(default=64, ge=1)
+    model: RnnModelParams = RnnModelParams()
+    evaluation: RnnEvaluationParams = RnnEvaluationParams()
+    training: TrainingParams
+    baseline: NaiveBayesParams = NaiveBayesParams()
+    registration: RegistrationParams
+
+
+PARAMETER_MODELS: dict[str, type[StrictModel]] = {
+    "cnn": CnnParams,
+    "text": TextParams,
+    "word2vec": Word2VecParams,
+    "rnn": RnnParams,
+}
 
 
 def parse(name: str, params: dict[str, Any]) -> StrictModel:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from dlflow.pipelines import cnn, ingestion
+from dlflow.pipelines import cnn, ingestion, rnn, word2vec
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     pipelines = {
         "ingestion": ingestion.create_pipeline(),
         "cnn": cnn.create_pipeline(),
+        "word2vec": word2vec.create_pipeline(),
+        "rnn": rnn.create_pipeline(),
     }
+    pipelines["nlp"] = pipelines["word2vec"] + pipelines["rnn"]
     pipelines["__default__"] = pipelines["cnn"]
     return pipelines

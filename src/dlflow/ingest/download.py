@@ -8,6 +8,11 @@
 3. download each URL in turn (retrying transient failures with exponential
    backoff), verify, rename into place.
 
+A file published only inside an archive (``RemoteFile.archive_member``) takes
+the same routes: the mirror holds the extracted member, and a download fetches
+the archive to a temporary file, extracts the member beside the destination,
+verifies it and renames it into place; the checksums are the member's.
+
 Every route verifies a checksum, writes through a temporary file and renames
 atomically, so a failure never leaves a half-written file behind, and a file
 the user placed is never overwritten.
@@ -23,9 +28,11 @@ import os
 import secrets
 import shutil
 import socket
+import tarfile
 import time
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +82,9 @@ class RemoteFile:
     urls: tuple[str, ...]  # canonical first, then mirrors
     checksums: tuple[Checksum, ...]  # a copy is good if ANY matches
     mirror_relpath: str  # path inside a mirror folder laid out like shared/data
+    # When set, each URL serves an archive (tar, tar.gz/bz2/xz or zip) and the file
+    # is this member of it; ``checksums`` and ``mirror_relpath`` are the member's.
+    archive_member: str | None = None
 
     def __post_init__(self) -> None:
         if not self.checksums:
@@ -197,8 +207,13 @@ def _download(
     """Download ``url`` to ``dest`` through a temporary file, or raise _UrlFailed."""
     for attempt in range(retries + 1):
         part = _temp_beside(dest)
+        archive = _temp_beside(dest.with_name(dest.name + ".archive")) if remote.archive_member else None
         try:
-            _stream(url, part, timeout=timeout, progress=progress, desc=remote.filename)
+            if archive is None:
+                _stream(url, part, timeout=timeout, progress=progress, desc=remote.filename)
+            else:
+                _stream(url, archive, timeout=timeout, progress=progress, desc=url.rsplit("/", 1)[-1])
+                _extract_member(archive, remote.archive_member, part)
             matched, detail = _match(part, remote)
             if matched is None:
                 raise _UrlFailed(f"downloaded file failed checksum verification:\n{detail}")
@@ -213,6 +228,39 @@ def _download(
             time.sleep(delay)
         finally:
             part.unlink(missing_ok=True)
+            if archive is not None:
+                archive.unlink(missing_ok=True)
+
+
+def _extract_member(archive: Path, member: str, part: Path) -> None:
+    """Copy ``member`` of the tar or zip file ``archive`` to ``part``, or raise _UrlFailed."""
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                try:
+                    source = zf.open(member)
+                except KeyError:
+                    raise _UrlFailed(_no_member(member, zf.namelist())) from None
+                with source, part.open("wb") as out:
+                    shutil.copyfileobj(source, out, _CHUNK)
+            return
+        with tarfile.open(archive, "r:*") as tf:
+            try:
+                source = tf.extractfile(member)
+            except KeyError:
+                raise _UrlFailed(_no_member(member, tf.getnames())) from None
+            if source is None:
+                raise _UrlFailed(f"archive member {member} is not a regular file")
+            with source, part.open("wb") as out:
+                shutil.copyfileobj(source, out, _CHUNK)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError, NotImplementedError,
+            RuntimeError) as exc:
+        raise _UrlFailed(f"cannot extract {member} from the downloaded archive: {type(exc).__name__}: {exc}") from exc
+
+
+def _no_member(member: str, names: list[str]) -> str:
+    shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+    return f"the downloaded archive has no member {member} (it holds: {shown or 'nothing'})"
 
 
 def _stream(url: str, part: Path, *, timeout: float, progress: bool, desc: str) -> None:

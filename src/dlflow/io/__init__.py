@@ -1,5 +1,8 @@
 """Custom Kedro datasets for formats kedro-datasets does not cover."""
 
+from dlflow.io.fetched_file import FetchedFileDataset
 from dlflow.io.idx_dataset import IdxDataset
+from dlflow.io.word2vec_format import Word2VecTextDataset
+from dlflow.io.text_datasets import PolarityDataset, TextCorpusDataset
 
-__all__ = ["IdxDataset"]
+__all__ = ["FetchedFileDataset", "IdxDataset", "PolarityDataset", "TextCorpusDataset", "Word2VecTextDataset"]

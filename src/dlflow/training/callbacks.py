@@ -55,3 +55,28 @@ class MlflowEpochLogger(Callback):
             if name != "epoch"
         }
         mlflow.log_metrics(metrics, step=record.epoch)
+
+
+class MlflowProgressLogger:
+    """``on_progress`` receiver for trainers that report within epochs (Word2Vec).
+
+    Logs ``words_per_second``, ``lr`` and ``loss`` (prefixed) to the active run,
+    one step per report, so throughput and the decaying learning rate show live.
+    """
+
+    FIELDS = ("words_per_second", "lr", "loss", "progress")
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.step = 0
+
+    def __call__(self, update: dict) -> None:
+        import mlflow
+
+        if mlflow.active_run() is None:
+            return
+        self.step += 1
+        mlflow.log_metrics(
+            {f"{self.prefix}{name}": float(update[name]) for name in self.FIELDS if name in update},
+            step=self.step,
+        )

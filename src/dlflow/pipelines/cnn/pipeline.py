@@ -45,5 +45,5 @@ def create_pipeline(**kwargs) -> Pipeline:
         ingestion.create_pipeline()
         + create_training_pipeline()
         + evaluation.create_pipeline("cnn", "cnn_test_predictions", "image_class_names", "cnn_training_history")
-        + registration.create_pipeline("cnn", "cnn_package", "cnn.metrics")
+        + registration.create_pipeline("cnn", "cnn_package", "cnn.scores")
     )

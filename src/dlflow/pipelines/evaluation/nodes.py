@@ -20,11 +20,11 @@ from dlflow.evaluation import (
 
 def evaluate_classifier(
     predictions: pd.DataFrame, class_names: list[str]
-) -> tuple[dict, dict[str, dict[str, float]]]:
-    """Full metrics report (JSON) and the flat ``test_*`` metrics for MLflow."""
+) -> tuple[dict, dict[str, dict[str, float]], dict[str, float]]:
+    """Full metrics report (JSON), the flat ``test_*`` metrics for MLflow, and the same as plain scores."""
     report = classification_metrics(predictions["label"], predictions["prediction"], class_names)
-    mlflow_metrics = {name: {"value": value, "step": 0} for name, value in flat_metrics(report).items()}
-    return report, mlflow_metrics
+    scores = flat_metrics(report)
+    return report, {name: {"value": value, "step": 0} for name, value in scores.items()}, scores
 
 
 def plot_confusion(predictions: pd.DataFrame, class_names: list[str]) -> Figure:

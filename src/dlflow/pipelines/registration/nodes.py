@@ -13,35 +13,53 @@ from mlflow.tracking import MlflowClient
 
 import dlflow
 from dlflow.config import RegistrationParams
-from dlflow.evaluation import flat_metrics
 from dlflow.registry import apply_decision, current_champion, decide_promotion
 
 logger = logging.getLogger(__name__)
+CODE_PATHS = [str(Path(dlflow.__file__).parent)]
 
 
-def register_model(package: dict[str, Any], metrics: dict, params: dict[str, Any]) -> dict[str, Any]:
+def _log_model(package: dict[str, Any], registered_name: str | None):
+    """Log a torch module (``mlflow.pytorch``) or a ``PythonModel`` (``mlflow.pyfunc``)."""
+    model, example = package["model"], package["input_example"]
+    params = package.get("predict_params")
+    if isinstance(model, torch.nn.Module):
+        with torch.inference_mode():
+            output = model(torch.as_tensor(example)).numpy()
+        return mlflow.pytorch.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, output),
+            input_example=example,
+            code_paths=CODE_PATHS,
+            registered_model_name=registered_name,
+        )
+    output = model.predict(None, example, params)
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=model,
+        signature=infer_signature(example, output, params=params),
+        input_example=(example, params) if params else example,
+        code_paths=CODE_PATHS,
+        registered_model_name=registered_name,
+    )
+
+
+def register_model(package: dict[str, Any], scores: dict[str, float], params: dict[str, Any]) -> dict[str, Any]:
     """Log ``package['model']`` to the active run, register it and move an alias through the gate.
 
-    ``package`` holds the servable torch module, an ``input_example`` (numpy)
-    and the ``test_data_digest`` of the test set its metrics were computed on.
-    Returns a JSON-able record of what happened.
+    ``package`` holds the servable model (a torch module or an MLflow
+    ``PythonModel``), an ``input_example`` and the ``test_data_digest`` of the
+    data its ``scores`` were measured on. Returns a JSON-able record of what happened.
     """
     rules = RegistrationParams.model_validate(params)
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("register_model needs an active MLflow run: is kedro-mlflow tracking disabled?")
-    value = flat_metrics(metrics)[rules.metric]
-    model, example = package["model"], package["input_example"]
-    with torch.inference_mode():
-        output = model(torch.as_tensor(example)).numpy()
-    info = mlflow.pytorch.log_model(
-        model,
-        name="model",
-        signature=infer_signature(example, output),
-        input_example=example,
-        code_paths=[str(Path(dlflow.__file__).parent)],
-        registered_model_name=rules.model_name if rules.enabled else None,
-    )
+    if rules.metric not in scores:
+        raise ValueError(f"registration.metric {rules.metric!r} is not among the scores: {sorted(scores)}")
+    value = float(scores[rules.metric])
+    info = _log_model(package, rules.model_name if rules.enabled else None)
     record: dict[str, Any] = {"model_uri": info.model_uri, "run_id": run.info.run_id, rules.metric: value}
     if not rules.enabled:
         return record

@@ -5,14 +5,14 @@ from kedro.pipeline import Pipeline, node, pipeline
 from .nodes import register_model
 
 
-def create_pipeline(namespace: str, package: str, metrics: str) -> Pipeline:
-    """Register ``package`` (servable model + example + test digest) judged by ``metrics``."""
+def create_pipeline(namespace: str, package: str, scores: str) -> Pipeline:
+    """Register ``package`` (servable model + example + test digest) judged by ``scores``."""
     template = pipeline(
-        [node(register_model, ["package", "metrics", "params:registration"], "registration", name="register_model")]
+        [node(register_model, ["package", "scores", "params:registration"], "registration", name="register_model")]
     )
     return pipeline(
         template,
         namespace=namespace,
-        inputs={"package": package, "metrics": metrics},
+        inputs={"package": package, "scores": scores},
         parameters={"params:registration": f"params:{namespace}.registration"},
     )

@@ -1,0 +1,69 @@
+"""``FetchedFileDataset``: a read-only Kedro dataset for a published file, declared in the catalog.
+
+Loading makes the file present at ``filepath`` through the one downloader
+(kept if present and verified → offline mirror → canonical URL) and returns
+its local path, for readers that take a path (the word-similarity and analogy
+benchmarks, for instance).
+
+Example catalog entry::
+
+    wordsim353_raw:
+      type: dlflow.io.FetchedFileDataset
+      filepath: data/01_raw/word-benchmarks/wordsim353.tsv
+      name: WordSim-353
+      urls: [https://example.org/wordsim353.tsv]
+      sha256: f92a022f...
+      mirror_relpath: word-benchmarks/wordsim353.tsv
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+from dlflow.ingest.download import Checksum, RemoteFile, fetch, file_digest
+
+
+class FetchedFileDataset(AbstractDataset[None, str]):
+    """A published file fetched on load; ``load()`` returns its local path."""
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        name: str,
+        urls: list[str],
+        sha256: str,
+        mirror_relpath: str,
+        mirror: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._filepath = Path(filepath)
+        self._remote = RemoteFile(
+            name=name,
+            filename=self._filepath.name,
+            urls=tuple(urls),
+            checksums=(Checksum("sha256", sha256),),
+            mirror_relpath=mirror_relpath,
+        )
+        self._mirror = Path(mirror) if mirror else None
+        self.metadata = metadata
+
+    def load(self) -> str:
+        return str(fetch(self._remote, self._filepath, mirror=self._mirror))
+
+    def save(self, data: None) -> None:
+        raise DatasetError(f"{self._filepath} is raw input: FetchedFileDataset is read-only.")
+
+    @property
+    def digest(self) -> str:
+        """Short content digest of the fetched file, for data lineage."""
+        return file_digest(self._filepath)
+
+    def _exists(self) -> bool:
+        return self._filepath.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "name": self._remote.name, "urls": list(self._remote.urls)}

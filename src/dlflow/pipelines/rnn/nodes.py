@@ -1,0 +1,194 @@
+"""RNN sentence-classifier nodes: encode MR, cross-validate the RNN and the Naive Bayes baseline, package.
+
+Evaluation follows Kim (2014): 10-fold cross-validation over the MR
+sentences (``rnn.evaluation.mode: cv``), or a single seeded split for quick
+runs (``split``: only fold ``test_fold`` is held out). Every held-out fold is
+predicted by a model that never saw it; the out-of-fold predictions feed the
+shared evaluation pipeline, and the model of fold ``test_fold`` is the one
+registered.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+
+from dlflow.config import RnnParams, parse
+from dlflow.lineage import table_digest
+from dlflow.models.naive_bayes import build_naive_bayes
+from dlflow.models.rnn import SentenceRNN
+from dlflow.serving.sentence_classifier import SentenceClassifierModel
+from dlflow.text import PAD_ID, Vocabulary
+from dlflow.text.sequences import encode_sentences
+from dlflow.training import MlflowEpochLogger, TensorDataset, TrainConfig, fit, predict, seed_everything
+
+logger = logging.getLogger(__name__)
+
+CLASS_NAMES = ["negative", "positive"]
+
+
+def _folds_to_run(rnn: RnnParams, folds: np.ndarray) -> list[int]:
+    available = sorted(set(folds.tolist()))
+    if rnn.evaluation.test_fold not in available:
+        raise ValueError(f"rnn.evaluation.test_fold {rnn.evaluation.test_fold} is not a fold: folds are {available}")
+    return available if rnn.evaluation.mode == "cv" else [rnn.evaluation.test_fold]
+
+
+def list_text_class_names() -> list[str]:
+    """The MR labels in index order."""
+    return list(CLASS_NAMES)
+
+
+def encode_polarity(mr_sentences: pd.DataFrame, text_vocabulary: dict, params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Token ids ``(N, max_length)``, lengths, labels and folds of the MR sentences."""
+    rnn: RnnParams = parse("rnn", params)
+    ids, lengths = encode_sentences(mr_sentences["sentence"].tolist(), Vocabulary.from_dict(text_vocabulary), rnn.max_length)
+    return {
+        "ids": ids,
+        "lengths": lengths,
+        "labels": mr_sentences["label"].to_numpy().astype(np.int64),
+        "folds": mr_sentences["fold"].to_numpy().astype(np.int64),
+    }
+
+
+def build_embedding_matrix(word_vectors: dict[str, Any], text_vocabulary: dict, params: dict[str, Any]) -> np.ndarray:
+    """Vocabulary-aligned initial embeddings: Word2Vec rows where the word has a vector.
+
+    Words without a vector get uniform(-0.25, 0.25) rows as in Kim (2014);
+    ``<pad>`` is zero.
+    """
+    vocabulary = Vocabulary.from_dict(text_vocabulary)
+    vectors = np.asarray(word_vectors["vectors"], dtype=np.float32)
+    index = {word: row for row, word in enumerate(word_vectors["words"])}
+    rng = np.random.default_rng(parse("rnn", params).training.seed)
+    matrix = rng.uniform(-0.25, 0.25, size=(len(vocabulary), vectors.shape[1])).astype(np.float32)
+    found = 0
+    for word_id, word in enumerate(vocabulary.words):
+        if word in index:
+            matrix[word_id] = vectors[index[word]]
+            found += 1
+    matrix[PAD_ID] = 0.0
+    logger.info("Embeddings: %d of %d vocabulary words have a Word2Vec vector", found, len(vocabulary))
+    return matrix
+
+
+def _split(encoded: dict[str, np.ndarray], rows: np.ndarray) -> TensorDataset:
+    return TensorDataset(
+        features=(torch.from_numpy(encoded["ids"][rows]), torch.from_numpy(encoded["lengths"][rows])),
+        targets=torch.from_numpy(encoded["labels"][rows]),
+    )
+
+
+def _build_rnn(rnn: RnnParams, embeddings: np.ndarray) -> SentenceRNN:
+    return SentenceRNN(
+        embeddings.shape[0],
+        embeddings.shape[1],
+        num_classes=len(CLASS_NAMES),
+        pretrained=torch.from_numpy(embeddings),
+        **rnn.model.model_dump(),
+    )
+
+
+def cross_validate_rnn(
+    encoded: dict[str, np.ndarray], embeddings: np.ndarray, params: dict[str, Any]
+) -> tuple[SentenceRNN, list[dict], pd.DataFrame, dict, dict]:
+    """Train one RNN per held-out fold with the shared training loop.
+
+    Returns the model of ``test_fold``, its per-epoch history, the out-of-fold
+    predictions, MLflow metrics (``cv_accuracy_mean``/``_std`` and per fold) and a JSON report.
+    """
+    rnn: RnnParams = parse("rnn", params)
+    folds = encoded["folds"]
+    config = TrainConfig(**rnn.training.model_dump())
+    predictions, accuracies = [], {}
+    chosen_model, chosen_history = None, []
+    for fold in _folds_to_run(rnn, folds):
+        train_rows, val_rows = train_test_split(
+            np.flatnonzero(folds != fold),
+            test_size=rnn.evaluation.validation_fraction,
+            stratify=encoded["labels"][folds != fold],
+            random_state=rnn.training.seed,
+        )
+        test_rows = np.flatnonzero(folds == fold)
+        seed_everything(rnn.training.seed, rnn.training.deterministic)
+        prefix = "" if fold == rnn.evaluation.test_fold else f"fold{fold}_"
+        result = fit(
+            _build_rnn(rnn, embeddings),
+            _split(encoded, np.sort(train_rows)),
+            _split(encoded, np.sort(val_rows)),
+            config,
+            callbacks=[MlflowEpochLogger(prefix=prefix)],
+        )
+        test = _split(encoded, test_rows)
+        probabilities = predict(result.model, test.features, batch_size=config.eval_batch_size, device="cpu").numpy()
+        accuracies[fold] = float((probabilities.argmax(1) == test.targets.numpy()).mean())
+        logger.info("Fold %d: test accuracy %.4f", fold, accuracies[fold])
+        predictions.append(
+            pd.DataFrame(
+                {
+                    "row": test_rows,
+                    "fold": fold,
+                    "label": test.targets.numpy().astype(np.uint8),
+                    "prediction": probabilities.argmax(1).astype(np.uint8),
+                    "probabilities": list(probabilities.astype(np.float32)),
+                }
+            )
+        )
+        if fold == rnn.evaluation.test_fold:
+            chosen_model, chosen_history = result.model, [vars(r) for r in result.history]
+    values = np.array(list(accuracies.values()))
+    report = {
+        "mode": rnn.evaluation.mode,
+        "fold_accuracy": {str(k): v for k, v in accuracies.items()},
+        "accuracy_mean": float(values.mean()),
+        "accuracy_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+    }
+    metrics = {"cv_accuracy_mean": report["accuracy_mean"], "cv_accuracy_std": report["accuracy_std"]}
+    metrics |= {f"cv_fold{k}_accuracy": v for k, v in accuracies.items()}
+    oof = pd.concat(predictions).sort_values("row").reset_index(drop=True)
+    return chosen_model.cpu().eval(), chosen_history, oof, _mlflow_metrics(metrics), report
+
+
+def cross_validate_naive_bayes(mr_sentences: pd.DataFrame, params: dict[str, Any]) -> tuple[dict, dict]:
+    """The bag-of-words Naive Bayes baseline on exactly the RNN's folds."""
+    rnn: RnnParams = parse("rnn", params)
+    folds = mr_sentences["fold"].to_numpy()
+    sentences, labels = mr_sentences["sentence"].to_numpy(), mr_sentences["label"].to_numpy()
+    accuracies = {}
+    for fold in _folds_to_run(rnn, folds):
+        model = build_naive_bayes(alpha=rnn.baseline.alpha, ngram_max=rnn.baseline.ngram_max)
+        model.fit(sentences[folds != fold], labels[folds != fold])
+        accuracies[fold] = float((model.predict(sentences[folds == fold]) == labels[folds == fold]).mean())
+    values = np.array(list(accuracies.values()))
+    report = {
+        "model": f"MultinomialNB(alpha={rnn.baseline.alpha}) on 1..{rnn.baseline.ngram_max}-grams",
+        "fold_accuracy": {str(k): v for k, v in accuracies.items()},
+        "accuracy_mean": float(values.mean()),
+        "accuracy_std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+    }
+    logger.info("Naive Bayes baseline: accuracy %.4f ± %.4f", report["accuracy_mean"], report["accuracy_std"])
+    metrics = {"baseline_nb_cv_accuracy_mean": report["accuracy_mean"], "baseline_nb_cv_accuracy_std": report["accuracy_std"]}
+    return _mlflow_metrics(metrics), report
+
+
+def _mlflow_metrics(values: dict[str, float]) -> dict[str, dict[str, float]]:
+    return {name: {"value": value, "step": 0} for name, value in values.items()}
+
+
+def package_rnn(
+    model: SentenceRNN, text_vocabulary: dict, mr_sentences: pd.DataFrame, predictions: pd.DataFrame, params: dict[str, Any]
+) -> dict[str, Any]:
+    """The servable model (raw sentences in, label and probability out), an example and the test digest."""
+    rnn: RnnParams = parse("rnn", params)
+    servable = SentenceClassifierModel(model, Vocabulary.from_dict(text_vocabulary), CLASS_NAMES, rnn.max_length)
+    evaluated = mr_sentences.iloc[predictions["row"].to_numpy()]
+    return {
+        "model": servable,
+        "input_example": pd.DataFrame({"sentence": mr_sentences["sentence"].head(3).tolist()}),
+        "test_data_digest": table_digest(evaluated[["sentence", "label", "fold"]].reset_index(drop=True)),
+    }

@@ -1,0 +1,58 @@
+"""``rnn``: MR sentences → Word2Vec-initialised LSTM/GRU, cross-validated beside a Naive Bayes baseline."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from dlflow.pipelines import evaluation, registration, text, word2vec
+
+from .nodes import (
+    build_embedding_matrix,
+    cross_validate_naive_bayes,
+    cross_validate_rnn,
+    encode_polarity,
+    list_text_class_names,
+    package_rnn,
+)
+
+
+def create_classifier_pipeline() -> Pipeline:
+    """The RNN and baseline nodes alone; they need ``word2vec_vectors`` and the text tables."""
+    return pipeline(
+        [
+            node(list_text_class_names, None, "text_class_names", name="list_text_class_names"),
+            node(encode_polarity, ["mr_sentences", "text_vocabulary", "params:rnn"], "rnn_encoded_sentences", name="encode_polarity"),
+            node(build_embedding_matrix, ["word2vec_vectors", "text_vocabulary", "params:rnn"], "rnn_initial_embeddings", name="build_embedding_matrix"),
+            node(
+                cross_validate_rnn,
+                ["rnn_encoded_sentences", "rnn_initial_embeddings", "params:rnn"],
+                ["rnn_model", "rnn_training_history", "rnn_test_predictions", "rnn_cv_metrics", "rnn_cv_report"],
+                name="cross_validate_rnn",
+            ),
+            node(
+                cross_validate_naive_bayes,
+                ["mr_sentences", "params:rnn"],
+                ["naive_bayes_cv_metrics", "naive_bayes_cv_report"],
+                name="cross_validate_naive_bayes",
+            ),
+            node(
+                package_rnn,
+                ["rnn_model", "text_vocabulary", "mr_sentences", "rnn_test_predictions", "params:rnn"],
+                "rnn_package",
+                name="package_rnn",
+            ),
+        ]
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """The whole chain: text preprocessing, Word2Vec training, then the classifier.
+
+    ``kedro run --pipeline rnn`` therefore always trains the vectors it starts
+    from; ``--pipeline nlp`` additionally evaluates and registers those vectors.
+    """
+    return (
+        text.create_pipeline()
+        + word2vec.create_training_pipeline()
+        + create_classifier_pipeline()
+        + evaluation.create_pipeline("rnn", "rnn_test_predictions", "text_class_names", "rnn_training_history")
+        + registration.create_pipeline("rnn", "rnn_package", "rnn.scores")
+    )

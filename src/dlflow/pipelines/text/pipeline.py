@@ -1,0 +1,20 @@
+"""Shared text preprocessing: MR sentences with folds, the Word2Vec corpus and the vocabulary."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from .nodes import build_text_corpus, build_vocabulary, prepare_polarity
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(prepare_polarity, ["mr_polarity_raw", "params:text"], "mr_sentences", name="prepare_polarity"),
+            node(
+                build_text_corpus,
+                ["mr_sentences", "movie_reviews_corpus_raw", "brown_corpus_raw", "params:text"],
+                "text_corpus",
+                name="build_text_corpus",
+            ),
+            node(build_vocabulary, ["text_corpus", "params:text"], "text_vocabulary", name="build_vocabulary"),
+        ]
+    )

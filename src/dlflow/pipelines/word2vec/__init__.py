@@ -1,0 +1,3 @@
+from .pipeline import create_pipeline, create_training_pipeline
+
+__all__ = ["create_pipeline", "create_training_pipeline"]

@@ -1,0 +1,95 @@
+"""Word2Vec nodes: train the vectors, measure them, describe them, package them for serving."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from dlflow.config import Word2VecParams, parse
+from dlflow.evaluation.word_vectors import (
+    analogy_accuracy,
+    nearest_neighbours,
+    plot_embedding_map,
+    similarity_spearman,
+)
+from dlflow.ingest.download import file_digest
+from dlflow.serving.word_vectors import WordVectorsModel
+from dlflow.text import SPECIALS, Vocabulary
+from dlflow.training.callbacks import MlflowProgressLogger
+from dlflow.training.word2vec import Word2VecConfig, train_word2vec
+
+logger = logging.getLogger(__name__)
+
+
+def train_word_vectors(
+    text_corpus: pd.DataFrame, text_vocabulary: dict, params: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
+    """Train Word2Vec on the corpus; return the vectors (specials left out) and speed metrics."""
+    w2v: Word2VecParams = parse("word2vec", params)
+    vocabulary = Vocabulary.from_dict(text_vocabulary)
+    ids, offsets = vocabulary.encode_corpus(text_corpus["tokens"])
+    result = train_word2vec(
+        ids,
+        offsets,
+        vocabulary.counts,
+        Word2VecConfig(**w2v.training.model_dump()),
+        on_progress=MlflowProgressLogger(prefix="word2vec_"),
+    )
+    keep = len(SPECIALS)
+    vectors = {"words": list(vocabulary.words[keep:]), "vectors": result.input_vectors[keep:]}
+    speed = {
+        "word2vec_train_seconds": result.seconds,
+        "word2vec_words_per_second": result.words_per_second,
+        "word2vec_corpus_tokens": float(len(ids)),
+        "word2vec_vocabulary_size": float(len(vectors["words"])),
+    }
+    logger.info("Word2Vec: %.0f words/s, %.1f s", result.words_per_second, result.seconds)
+    return vectors, {name: {"value": value, "step": 0} for name, value in speed.items()}
+
+
+def evaluate_word_vectors(
+    word_vectors: dict[str, Any], analogies: str, wordsim353: str, simlex999: str, params: dict[str, Any]
+) -> tuple[dict, dict[str, dict[str, float]], dict[str, float]]:
+    """Analogy accuracy and word-similarity correlations, each with its out-of-vocabulary rate."""
+    w2v: Word2VecParams = parse("word2vec", params)
+    words, vectors = word_vectors["words"], np.asarray(word_vectors["vectors"])
+    report = {
+        "analogy": analogy_accuracy(words, vectors, analogies, restrict_vocab=w2v.analogy_restrict_vocab),
+        "wordsim353": similarity_spearman(words, vectors, wordsim353),
+        "simlex999": similarity_spearman(words, vectors, simlex999),
+    }
+    scores = {
+        "analogy_accuracy": report["analogy"]["accuracy"],
+        "analogy_oov_rate": report["analogy"]["oov_rate"],
+        "wordsim353_spearman": report["wordsim353"]["spearman"],
+        "wordsim353_oov_rate": report["wordsim353"]["oov_rate"],
+        "simlex999_spearman": report["simlex999"]["spearman"],
+        "simlex999_oov_rate": report["simlex999"]["oov_rate"],
+    }
+    report = {key: {k: v for k, v in value.items() if k != "sections"} for key, value in report.items()}
+    return report, {name: {"value": float(v), "step": 0} for name, v in scores.items()}, scores
+
+
+def describe_word_vectors(word_vectors: dict[str, Any], params: dict[str, Any]) -> tuple[dict, Figure]:
+    """Nearest neighbours of the probe words and a PCA map of the most frequent words."""
+    w2v: Word2VecParams = parse("word2vec", params)
+    words, vectors = word_vectors["words"], np.asarray(word_vectors["vectors"])
+    neighbours = nearest_neighbours(words, vectors, [p for p in w2v.probes if p in set(words)], k=10)
+    report = {probe: [{"word": w, "cosine": round(float(c), 4)} for w, c in found] for probe, found in neighbours.items()}
+    return report, plot_embedding_map(words, vectors, n=w2v.map_words)
+
+
+def package_word_vectors(word_vectors: dict[str, Any], analogies: str, wordsim353: str, simlex999: str) -> dict[str, Any]:
+    """The servable vectors (``vector`` / ``most_similar`` queries), an example and the benchmark digest."""
+    digest = hashlib.sha256("".join(file_digest(p) for p in (analogies, wordsim353, simlex999)).encode()).hexdigest()[:16]
+    return {
+        "model": WordVectorsModel(word_vectors["words"], np.asarray(word_vectors["vectors"])),
+        "input_example": pd.DataFrame({"word": word_vectors["words"][:2]}),
+        "predict_params": {"query": "most_similar", "topn": 10},
+        "test_data_digest": digest,
+    }

@@ -1,0 +1,57 @@
+"""``word2vec``: text preprocessing → Word2Vec training → intrinsic evaluation → registration."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from dlflow.pipelines import registration, text
+
+from .nodes import describe_word_vectors, evaluate_word_vectors, package_word_vectors, train_word_vectors
+
+BENCHMARKS = ["word_analogies_raw", "wordsim353_raw", "simlex999_raw"]
+
+
+def create_training_pipeline() -> Pipeline:
+    """Only the training node: vocabulary and corpus in, vectors out."""
+    return pipeline(
+        [
+            node(
+                train_word_vectors,
+                ["text_corpus", "text_vocabulary", "params:word2vec"],
+                ["word2vec_vectors", "word2vec_training_metrics"],
+                name="train_word2vec",
+            )
+        ]
+    )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    evaluate = pipeline(
+        [
+            node(
+                evaluate_word_vectors,
+                ["word2vec_vectors", *BENCHMARKS, "params:word2vec"],
+                ["metrics", "test_metrics", "scores"],
+                name="evaluate_word_vectors",
+            )
+        ],
+        namespace="word2vec",  # word2vec.metrics, ... like the classifiers' shared evaluation
+        inputs={"word2vec_vectors", *BENCHMARKS},
+        parameters={"params:word2vec"},
+    )
+    describe = pipeline(
+        [
+            node(
+                describe_word_vectors,
+                ["word2vec_vectors", "params:word2vec"],
+                ["word2vec_neighbours", "word2vec_map_plot"],
+                name="describe_word_vectors",
+            ),
+            node(package_word_vectors, ["word2vec_vectors", *BENCHMARKS], "word2vec_package", name="package_word_vectors"),
+        ]
+    )
+    return (
+        text.create_pipeline()
+        + create_training_pipeline()
+        + evaluate
+        + describe
+        + registration.create_pipeline("word2vec", "word2vec_package", "word2vec.scores")
+    )

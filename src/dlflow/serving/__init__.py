@@ -1,0 +1,1 @@
+"""MLflow ``PythonModel``s that make registered models answer raw inputs (sentences, words)."""

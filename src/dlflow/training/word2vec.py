@@ -1,0 +1,474 @@
+"""Word2Vec training (CBOW and skip-gram with negative sampling), fast on CPU.
+
+Read top to bottom:
+
+1. ``Word2VecConfig``: the settings, with gensim's defaults, checked up front.
+2. ``train_word2vec``: splits ``epochs`` passes over the corpus into jobs of
+   about ``batch_words`` words and hands them to ``threads`` worker threads
+   that update the two embedding matrices in place, without locks (Hogwild
+   SGD, as word2vec.c and gensim do). The calling thread only draws the
+   progress bar and calls ``on_progress``.
+3. ``_prepare_job``: one job in numpy, without a Python loop over words:
+   sub-sampling of frequent words as one vectorised mask, a reduced window
+   drawn per centre word, every (centre, context) pair of the job as one
+   boolean matrix that stops at sentence boundaries, and negative samples
+   from a unigram^0.75 table.
+4. ``_cbow_step`` / ``_skipgram_step``: the SGD update of a job as a handful
+   of large tensor operations, gradients in closed form (no autograd, no
+   optimiser): for a score ``s = h . u`` and label ``y`` the step is
+   ``g = (y - sigmoid(s)) * lr``; ``u += g h`` and ``h += g u``, scattered
+   with ``index_add_`` so that repeated words accumulate.
+
+How it differs from gensim, on purpose, for speed:
+
+* A job's updates are computed from the vectors as they were when the job
+  started and applied together (gensim applies each pair's update at once).
+  Jobs are kept small (``batch_words``, 10,000 by default) so that this
+  staleness does not matter at gensim's learning rate.
+* Skip-gram predicts each context word from the centre word (word2vec.c and
+  gensim predict the centre from each context word; the pairs are the same,
+  mirrored) and the ``negative`` noise words of a centre word are shared by
+  all of its pairs, each weighted by the number of pairs, so that the expected
+  update equals gensim's while the negative-sampling work per centre word is
+  one set instead of one per pair.
+* The learning rate is set per job, from the position of the job's first word
+  among all words of all epochs (gensim sets it per job too).
+
+With one thread the result is deterministic for a given seed; with several,
+as with gensim, the interleaving of the threads' updates is not.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dlflow.models.word2vec import Word2Vec
+
+MODES = ("cbow", "skipgram")
+DEVICES = ("auto", "cpu", "cuda")
+_TABLE_SIZE = 1 << 22  # entries of the unigram^0.75 noise table
+_REPORTS_PER_EPOCH = 4  # on_progress calls per epoch
+_LOSS_EVERY = 8  # compute the (monitoring-only) loss on every n-th job
+_GROUP = {"cbow": int(os.environ.get("W2V_GROUP_CBOW", 16)), "skipgram": int(os.environ.get("W2V_GROUP_SG", 8))}
+_SHARED_NOISE_FACTOR = int(os.environ.get("W2V_NOISE_FACTOR", 2))
+
+
+@dataclass
+class Word2VecConfig:
+    """Settings of a Word2Vec run; defaults are gensim's (``Word2Vec(sg=0 or 1)``).
+
+    Attributes:
+        mode: ``"cbow"`` (mean of the context predicts the word) or ``"skipgram"``.
+        dim: vector size.
+        window: largest distance between a word and its context; the window
+            actually used for each centre word is drawn uniformly from 1..window.
+        negative: noise words per positive example.
+        sample: sub-sampling threshold for frequent words (gensim's formula; 0: off).
+        epochs: passes over the corpus.
+        alpha, min_alpha: the learning rate decays linearly from ``alpha`` to
+            ``min_alpha`` over all words of all epochs.
+        batch_words: corpus words per job; every job's updates are applied together.
+        threads: worker threads; ``None`` uses every CPU core.
+        seed: seeds initialisation, sub-sampling, windows and noise words.
+        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+    """
+
+    mode: str = "cbow"
+    dim: int = 100
+    window: int = 5
+    negative: int = 5
+    sample: float = 1e-3
+    epochs: int = 5
+    alpha: float = 0.025
+    min_alpha: float = 1e-4
+    batch_words: int = 10_000
+    threads: int | None = None
+    seed: int = 1
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, name: str, requirement: str) -> None:
+            if not ok:
+                raise ValueError(f"Word2VecConfig.{name} {requirement}, got {getattr(self, name)!r}")
+
+        check(self.mode in MODES, "mode", f"must be one of {MODES}")
+        for name in ("dim", "window", "negative", "epochs", "batch_words"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, name, "must be an integer >= 1")
+        check(isinstance(self.sample, (int, float)) and 0.0 <= self.sample < 1.0, "sample", "must be in [0, 1)")
+        check(isinstance(self.alpha, (int, float)) and self.alpha > 0, "alpha", "must be > 0")
+        check(
+            isinstance(self.min_alpha, (int, float)) and 0 <= self.min_alpha <= self.alpha,
+            "min_alpha",
+            "must be in [0, alpha]",
+        )
+        check(
+            self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
+            "threads",
+            "must be None (all cores) or an integer >= 1",
+        )
+        check(isinstance(self.seed, int), "seed", "must be an integer")
+        check(self.device in DEVICES, "device", f"must be one of {DEVICES}")
+
+
+@dataclass
+class Word2VecResult:
+    """What a run produced: the input vectors (V, dim) and how fast it went."""
+
+    input_vectors: np.ndarray
+    words_per_second: float
+    seconds: float
+    words_processed: int
+    loss_history: list[float] = field(default_factory=list)
+    output_vectors: np.ndarray | None = None
+
+
+@dataclass
+class _Job:
+    index: int
+    epoch: int
+    start: int  # token range [start, stop) of the flat corpus
+    stop: int
+    lr: float
+
+
+class _Corpus:
+    """The flat corpus with what every job needs: sentence ids, keep probabilities, the noise table."""
+
+    def __init__(self, ids: np.ndarray, offsets: np.ndarray, counts: np.ndarray, config: Word2VecConfig) -> None:
+        self.ids = ids
+        lengths = np.diff(offsets)
+        self.sentence = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
+        self.keep = keep_probabilities(counts, config.sample).astype(np.float32)
+        self.noise = noise_table(counts)
+        self.window = config.window
+        self.negative = config.negative
+        self.group = _GROUP[config.mode]
+        self.shared_noise = _SHARED_NOISE_FACTOR * config.negative
+
+
+def keep_probabilities(counts: np.ndarray, sample: float) -> np.ndarray:
+    """Probability of keeping each occurrence of a word (gensim's sub-sampling formula).
+
+    With ``t = sample * total words``, a word seen ``c`` times is kept with
+    probability ``(sqrt(c / t) + 1) * t / c``, capped at 1; ``sample=0`` keeps all.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if sample <= 0:
+        return np.ones_like(counts)
+    threshold = sample * counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = (np.sqrt(counts / threshold) + 1.0) * threshold / counts
+    p[counts <= 0] = 1.0
+    return np.minimum(p, 1.0)
+
+
+def noise_table(counts: np.ndarray, size: int = _TABLE_SIZE) -> np.ndarray:
+    """A table of word ids in which each id fills a share proportional to count^0.75 (ids with count 0: none)."""
+    weights = np.asarray(counts, dtype=np.float64) ** 0.75
+    cumulative = np.cumsum(weights)
+    if cumulative[-1] <= 0:
+        raise ValueError("counts has no positive entry: there is nothing to draw negative samples from")
+    quantiles = (np.arange(size, dtype=np.float64) + 0.5) * (cumulative[-1] / size)
+    table = np.searchsorted(cumulative, quantiles, side="right")
+    return np.minimum(table, len(weights) - 1).astype(np.int64)
+
+
+def _check_inputs(ids: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, ...]:
+    ids = np.ascontiguousarray(ids)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"ids must be a 1-D integer array, got shape {ids.shape} and dtype {ids.dtype}")
+    if counts.ndim != 1 or len(counts) == 0:
+        raise ValueError("counts must be a non-empty 1-D array with one count per vocabulary id")
+    if (counts < 0).any():
+        raise ValueError("counts must not be negative")
+    if offsets.ndim != 1 or len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != len(ids):
+        raise ValueError(
+            f"offsets must be 1-D, start at 0 and end at len(ids)={len(ids)} (one entry per sentence plus one)"
+        )
+    if (np.diff(offsets) < 0).any():
+        raise ValueError("offsets must be non-decreasing")
+    if len(ids) == 0:
+        raise ValueError("ids is empty: there is nothing to train on")
+    if ids.min() < 0 or ids.max() >= len(counts):
+        raise ValueError(f"ids must lie in [0, {len(counts)}) (the vocabulary size given by counts)")
+    if (counts[ids] == 0).any():
+        raise ValueError("ids contains words whose count is 0; counts must count the corpus")
+    return ids.astype(np.int64, copy=False), offsets, counts
+
+
+def _prepare_job(corpus: _Corpus, job: _Job, rng: np.random.Generator) -> dict[str, np.ndarray] | None:
+    """Sub-sample one job's words and lay out its centre words, contexts and noise words (all numpy)."""
+    tokens = corpus.ids[job.start : job.stop]
+    sentence = corpus.sentence[job.start : job.stop]
+    keep = rng.random(len(tokens), dtype=np.float32) < corpus.keep[tokens]
+    tokens, sentence = tokens[keep], sentence[keep]
+    n, w = len(tokens), corpus.window
+    if n < 2:
+        return None
+    # Context slots at offsets -w..-1, 1..w, read from sentinel-padded copies.
+    pad_tokens = np.concatenate([np.zeros(w, np.int64), tokens, np.zeros(w, np.int64)])
+    pad_sentence = np.concatenate([np.full(w, -1, np.int32), sentence, np.full(w, -1, np.int32)])
+    shifts = [d for d in range(-w, w + 1) if d != 0]
+    context = np.stack([pad_tokens[w + d : w + d + n] for d in shifts], axis=1)
+    same = np.stack([pad_sentence[w + d : w + d + n] for d in shifts], axis=1) == sentence[:, None]
+    reach = w - rng.integers(0, w, size=n)  # the reduced window, 1..w, of each centre word
+    valid = same & (np.abs(np.asarray(shifts))[None, :] <= reach[:, None])
+    n_context = valid.sum(axis=1)
+    has = n_context > 0
+    if not has.any():
+        return None
+    centres, valid, n_context = tokens[has], valid[has], n_context[has]
+    context = context[has][valid]  # row-major: grouped by centre word
+    bag = np.repeat(np.arange(len(centres)), n_context)
+    groups = -(-len(centres) // corpus.group)
+    noise = corpus.noise[rng.integers(0, len(corpus.noise), size=(groups, corpus.shared_noise))]
+    return {"centres": centres, "context": context, "bag": bag, "n_context": n_context, "noise": noise}
+
+
+def _noise_scores(
+    h: torch.Tensor, noise_vectors: torch.Tensor, group: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores (groups, group, K) of each centre's vector against its group's K noise vectors."""
+    n, dim = h.shape
+    groups = noise_vectors.shape[0]
+    padded = F.pad(h, (0, 0, 0, groups * group - n)).view(groups, group, dim)  # zero rows: no update
+    return torch.bmm(padded, noise_vectors.transpose(1, 2)), padded
+
+
+def _noise_gradient(
+    scores: torch.Tensor, centres: torch.Tensor, noise: torch.Tensor, weight: torch.Tensor, group: int
+) -> torch.Tensor:
+    """``-sigmoid(score) * weight`` per (centre, noise word); 0 where the noise word is the centre word itself."""
+    groups = noise.shape[0]
+    padded_centres = F.pad(centres, (0, groups * group - len(centres)), value=-1).view(groups, group, 1)
+    padded_weight = F.pad(weight, (0, groups * group - len(weight))).view(groups, group, 1)
+    g = torch.sigmoid(scores).mul_(padded_weight.neg())
+    return g.masked_fill_(padded_centres == noise.unsqueeze(1), 0.0)
+
+
+def _cbow_step(
+    w_in: torch.Tensor, w_out: torch.Tensor, batch: dict[str, torch.Tensor], lr: float, want_loss: bool
+) -> float | None:
+    """CBOW: the mean of a centre word's context vectors predicts it against noise words."""
+    centres, context, bag, noise = batch["centres"], batch["context"], batch["bag"], batch["noise"]
+    n, dim = len(centres), w_in.shape[1]
+    groups, k = noise.shape
+    group = -(-n // groups)
+    starts = torch.zeros(n, dtype=torch.int64, device=w_in.device)
+    starts[1:] = torch.cumsum(batch["n_context"], 0)[:-1]
+    h = F.embedding_bag(context, w_in, starts, mode="mean")  # (n, dim)
+    # the word itself (label 1)
+    u = w_out.index_select(0, centres)
+    pos_scores = (u * h).sum(1)
+    g_pos = torch.sigmoid(pos_scores).neg_().add_(1.0).mul_(lr)
+    # its group's noise words (label 0), each standing in for negative / k of gensim's draws
+    v = w_out.index_select(0, noise.reshape(-1)).view(groups, k, dim)
+    neg_scores, h_groups = _noise_scores(h, v, group)
+    weight = torch.full((n,), lr * batch["negative"], dtype=h.dtype, device=h.device) / k
+    g_neg = _noise_gradient(neg_scores, centres, noise, weight, group)
+    neu1e = torch.bmm(g_neg, v).view(-1, dim)[:n]  # the step for every context vector of the centre
+    neu1e.add_(g_pos.unsqueeze(1) * u)
+    w_out.index_add_(0, centres, g_pos.unsqueeze(1) * h)
+    w_out.index_add_(0, noise.reshape(-1), torch.bmm(g_neg.transpose(1, 2), h_groups).view(-1, dim))
+    w_in.index_add_(0, context, neu1e.index_select(0, bag))
+    if not want_loss:
+        return None
+    return _loss(pos_scores, neg_scores, n, batch["negative"])
+
+
+def _skipgram_step(
+    w_in: torch.Tensor, w_out: torch.Tensor, batch: dict[str, torch.Tensor], lr: float, want_loss: bool
+) -> float | None:
+    """Skip-gram: a centre word predicts each of its context words against noise words."""
+    centres, context, bag, noise = batch["centres"], batch["context"], batch["bag"], batch["noise"]
+    n, dim = len(centres), w_in.shape[1]
+    groups, k = noise.shape
+    group = -(-n // groups)
+    h = w_in.index_select(0, centres)  # (n, dim)
+    h_pairs = h.index_select(0, bag)  # (pairs, dim)
+    u = w_out.index_select(0, context)  # (pairs, dim)
+    pos_scores = (h_pairs * u).sum(1)
+    g_pos = torch.sigmoid(pos_scores).neg_().add_(1.0).mul_(lr)  # (pairs,)
+    # noise words: gensim draws `negative` per pair; here the k noise words of the group
+    # are shared, each weighted so that the expected update is the same
+    v = w_out.index_select(0, noise.reshape(-1)).view(groups, k, dim)
+    neg_scores, h_groups = _noise_scores(h, v, group)
+    weight = batch["n_context"].to(h.dtype).mul_(lr * batch["negative"] / k)
+    g_neg = _noise_gradient(neg_scores, centres, noise, weight, group)
+    step_h = torch.bmm(g_neg, v).view(-1, dim)[:n]
+    step_h.index_add_(0, bag, g_pos.unsqueeze(1) * u)
+    w_out.index_add_(0, context, g_pos.unsqueeze(1) * h_pairs)
+    w_out.index_add_(0, noise.reshape(-1), torch.bmm(g_neg.transpose(1, 2), h_groups).view(-1, dim))
+    w_in.index_add_(0, centres, step_h)
+    if not want_loss:
+        return None
+    return _loss(pos_scores, neg_scores, n, batch["negative"])
+
+
+def _loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor, n: int, negative: int) -> float:
+    """Mean negative-sampling loss of one positive example with ``negative`` noise words (for monitoring)."""
+    k = neg_scores.shape[2]
+    neg = -F.logsigmoid(-neg_scores).reshape(-1, k)[:n].mean(1) * negative
+    return float(-F.logsigmoid(pos_scores).mean() + neg.mean())
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("Word2VecConfig.device is 'cuda' but no CUDA device is available")
+    return torch.device(device)
+
+
+def _jobs(n_words: int, config: Word2VecConfig) -> list[_Job]:
+    total = n_words * config.epochs
+    jobs = []
+    for epoch in range(config.epochs):
+        for start in range(0, n_words, config.batch_words):
+            done = epoch * n_words + start
+            lr = config.alpha - (config.alpha - config.min_alpha) * done / total
+            jobs.append(_Job(len(jobs), epoch, start, min(start + config.batch_words, n_words), lr))
+    return jobs
+
+
+def train_word2vec(
+    ids: np.ndarray,
+    offsets: np.ndarray,
+    counts: np.ndarray,
+    config: Word2VecConfig | None = None,
+    *,
+    progress: bool = True,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> Word2VecResult:
+    """Train word vectors on a corpus given as vocabulary ids.
+
+    Args:
+        ids: the corpus as one flat integer array of vocabulary ids (all sentences, in order).
+        offsets: int64, ``n_sentences + 1`` entries; sentence ``i`` is ``ids[offsets[i]:offsets[i+1]]``.
+            Context windows never cross a sentence boundary.
+        counts: int64, the corpus count of every vocabulary id (drives sub-sampling and the
+            noise distribution); ids with count 0, such as special tokens, are never drawn as noise.
+        config: the settings (gensim's defaults when ``None``).
+        progress: draw a tqdm bar with words/s.
+        on_progress: called from the calling thread a few times per epoch with
+            ``{"epoch", "progress", "words_per_second", "lr", "loss"}`` (``progress`` in 0-1
+            over the whole run, ``lr`` the learning rate reached, ``loss`` the mean
+            negative-sampling loss of the jobs sampled since the previous call, or nan).
+
+    Returns:
+        ``Word2VecResult`` with the input vectors as float32 numpy (V, dim).
+    """
+    config = config or Word2VecConfig()
+    ids, offsets, counts = _check_inputs(ids, offsets, counts)
+    device = _resolve_device(config.device)
+    started = time.perf_counter()
+
+    generator = torch.Generator().manual_seed(config.seed)
+    model = Word2Vec(len(counts), config.dim, generator=generator).to(device)
+    w_in, w_out = model.input_embeddings.data, model.output_embeddings.data
+    corpus = _Corpus(ids, offsets, counts, config)
+    jobs = _jobs(len(ids), config)
+    total_words = len(ids) * config.epochs
+    step = _cbow_step if config.mode == "cbow" else _skipgram_step
+    n_workers = 1 if device.type == "cuda" else (config.threads or os.cpu_count() or 1)
+
+    job_queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+    for job in jobs:
+        job_queue.put(job)
+    for _ in range(n_workers):
+        job_queue.put(None)
+    events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+
+    def worker() -> None:
+        try:
+            while (job := job_queue.get()) is not None:
+                rng = np.random.default_rng([config.seed, job.index])
+                prepared = _prepare_job(corpus, job, rng)
+                loss = None
+                if prepared is not None:
+                    batch = {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in prepared.items()}
+                    batch["negative"] = config.negative
+                    loss = step(w_in, w_out, batch, job.lr, job.index % _LOSS_EVERY == 0)
+                events.put(("done", (job, loss)))
+        except BaseException as error:  # surfaced in the calling thread
+            events.put(("error", error))
+
+    previous_threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # parallelism comes from the worker threads (Hogwild)
+    bar = _progress_bar(total_words, config.mode, progress)
+    threads = [threading.Thread(target=worker, name=f"word2vec-{i}", daemon=True) for i in range(n_workers)]
+    loss_history: list[float] = []
+    try:
+        for thread in threads:
+            thread.start()
+        words_done, finished, losses = 0, 0, []
+        report_every = max(1, math.ceil(len(ids) / _REPORTS_PER_EPOCH))
+        next_report = report_every
+        while finished < len(jobs):
+            kind, payload = events.get()
+            if kind == "error":
+                raise payload
+            job, loss = payload
+            finished += 1
+            words_done += job.stop - job.start
+            if loss is not None:
+                losses.append(loss)
+            elapsed = time.perf_counter() - started
+            if bar is not None:
+                bar.update(job.stop - job.start)
+                bar.set_postfix_str(f"{words_done / elapsed / 1e3:,.0f}k words/s, epoch {job.epoch + 1}", refresh=False)
+            if words_done >= next_report or finished == len(jobs):
+                next_report = (words_done // report_every + 1) * report_every
+                fraction = words_done / total_words
+                mean_loss = float(np.mean(losses)) if losses else float("nan")
+                losses = []
+                loss_history.append(mean_loss)
+                if on_progress is not None:
+                    on_progress(
+                        {
+                            "epoch": job.epoch + 1,
+                            "progress": fraction,
+                            "words_per_second": words_done / elapsed,
+                            "lr": config.alpha - (config.alpha - config.min_alpha) * fraction,
+                            "loss": mean_loss,
+                        }
+                    )
+    finally:
+        for thread in threads:
+            thread.join()
+        if bar is not None:
+            bar.close()
+        torch.set_num_threads(previous_threads)
+
+    seconds = time.perf_counter() - started
+    return Word2VecResult(
+        input_vectors=w_in.cpu().numpy().astype(np.float32, copy=False),
+        words_per_second=total_words / seconds,
+        seconds=seconds,
+        words_processed=total_words,
+        loss_history=loss_history,
+        output_vectors=w_out.cpu().numpy().astype(np.float32, copy=False),
+    )
+
+
+def _progress_bar(total: int, mode: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="word", unit_scale=True, desc=f"word2vec {mode}", mininterval=0.5)

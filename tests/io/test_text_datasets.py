@@ -1,0 +1,140 @@
+"""PolarityDataset and TextCorpusDataset: loading is ingestion (present → mirror → download);
+both are read-only and resolvable from catalog configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kedro.io import DataCatalog, DatasetError
+
+from dlflow.ingest.download import Checksum
+from dlflow.ingest.errors import DataSourceError, DataValidationError
+from dlflow.ingest.text_sources import CORPUS_SOURCES, POLARITY_FILES
+from dlflow.io import PolarityDataset, TextCorpusDataset
+
+MIRROR = Path(os.environ.get("DLFLOW_DATA_MIRROR") or Path(__file__).parents[2].parent / "shared" / "data")
+POS = b"caf\xe9 society is great\n"
+NEG = b"dull\n\nna\xefve\n"
+
+
+@pytest.fixture(autouse=True)
+def no_env_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DLFLOW_DATA_MIRROR", raising=False)
+
+
+def sha(data: bytes) -> tuple[Checksum, ...]:
+    return (Checksum("sha256", hashlib.sha256(data).hexdigest()),)
+
+
+@pytest.fixture
+def tiny_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A mirror with tiny MR files and a tiny "brown" zip, registered with their own checksums
+    and unreachable URLs (so only the mirror can serve them)."""
+    mirror = tmp_path / "mirror"
+    (mirror / "rt-polarity").mkdir(parents=True)
+    (mirror / "rt-polarity" / "rt-polarity.pos").write_bytes(POS)
+    (mirror / "rt-polarity" / "rt-polarity.neg").write_bytes(NEG)
+    (mirror / "corpora").mkdir()
+    with zipfile.ZipFile(mirror / "corpora" / "brown.zip", "w") as zf:
+        zf.writestr("brown/README", "docs\n")
+        zf.writestr("brown/ca01", "\n\tThe/at jury/nn said/vbd ./.\n\n\tIt/pps ended/vbd ./.\n")
+    files = {
+        label: dataclasses.replace(remote, urls=("http://127.0.0.1:9/x.tar.gz",), checksums=sha(data))
+        for (label, remote), data in zip(POLARITY_FILES.items(), (POS, NEG))
+    }
+    monkeypatch.setattr("dlflow.ingest.text_sources.POLARITY_FILES", files)
+    monkeypatch.setitem(CORPUS_SOURCES, "brown", dataclasses.replace(
+        CORPUS_SOURCES["brown"], urls=("http://127.0.0.1:9/brown.zip",),
+        checksums=sha((mirror / "corpora" / "brown.zip").read_bytes()),
+    ))
+    return mirror
+
+
+def test_polarity_dataset_fetches_and_reads(tiny_mirror: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "raw" / "rt-polarity"
+    dataset = PolarityDataset(filepath=str(folder), mirror=str(tiny_mirror))
+    assert not dataset.exists()
+    frame = dataset.load()
+    assert frame["sentence"].tolist() == ["café society is great", "dull", "naïve"]
+    assert frame["label"].tolist() == [1, 0, 0] and frame["label"].dtype == np.int8
+    assert dataset.exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["rt-polarity.neg", "rt-polarity.pos"]
+    with pytest.raises(DatasetError, match="read-only"):
+        dataset.save(["anything"])  # type: ignore[arg-type]
+    assert "rt-polarity" in str(dataset)
+
+
+def test_polarity_dataset_wrong_encoding_names_file(tiny_mirror: Path, tmp_path: Path) -> None:
+    dataset = PolarityDataset(filepath=str(tmp_path / "raw"), mirror=str(tiny_mirror), encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"rt-polarity\.pos is not valid utf-8.*latin-1"):
+        dataset.load()
+
+
+def test_polarity_dataset_offline_without_mirror(tiny_mirror: Path, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="DLFLOW_DATA_MIRROR"):
+        PolarityDataset(filepath=str(tmp_path / "raw")).load()
+
+
+def test_corpus_dataset_registered_source(tiny_mirror: Path, tmp_path: Path) -> None:
+    path = tmp_path / "raw" / "corpora" / "brown.zip"
+    dataset = TextCorpusDataset(filepath=str(path), source="brown", mirror=str(tiny_mirror))
+    assert dataset.load() == ["The jury said .", "It ended ."]
+    assert path.is_file() and dataset.exists()
+    with pytest.raises(DatasetError, match="read-only"):
+        dataset.save(["anything"])  # type: ignore[arg-type]
+
+
+def test_corpus_dataset_user_supplied(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "a.txt").write_text("first line\nsecond line\n")
+    assert TextCorpusDataset(filepath=str(tmp_path / "mine")).load() == ["first line", "second line"]
+    (tmp_path / "t8").write_text(" ".join(["w"] * 1500))
+    chunks = TextCorpusDataset(filepath=str(tmp_path / "t8"), format="text8").load()
+    assert [len(c.split()) for c in chunks] == [1000, 500]
+    with pytest.raises(DatasetError, match="does not exist"):
+        TextCorpusDataset(filepath=str(tmp_path / "nope")).load()
+
+
+def test_corpus_dataset_validates_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="known corpora"):
+        TextCorpusDataset(filepath="x.zip", source="text9")
+    with pytest.raises(ValueError, match="format"):
+        TextCorpusDataset(filepath="x", format="csv")  # type: ignore[arg-type]
+
+
+def test_from_catalog_config(tiny_mirror: Path, tmp_path: Path) -> None:
+    catalog = DataCatalog.from_config({
+        "mr_polarity_raw": {"type": "dlflow.io.PolarityDataset", "filepath": str(tmp_path / "rt"),
+                            "mirror": str(tiny_mirror)},
+        "brown_raw": {"type": "dlflow.io.TextCorpusDataset", "filepath": str(tmp_path / "brown.zip"),
+                      "source": "brown", "mirror": str(tiny_mirror)},
+    })
+    assert len(catalog.load("mr_polarity_raw")) == 3
+    assert len(catalog.load("brown_raw")) == 2
+
+
+def test_real_data_through_datasets(tmp_path: Path) -> None:
+    needed = ["rt-polarity/rt-polarity.pos", "rt-polarity/rt-polarity.neg", "corpora/brown.zip"]
+    if not all((MIRROR / p).is_file() for p in needed):
+        pytest.skip(f"offline mirror at {MIRROR} lacks the text data")
+    frame = PolarityDataset(filepath=str(tmp_path / "rt-polarity"), mirror=str(MIRROR)).load()
+    assert frame["label"].value_counts().to_dict() == {1: 5331, 0: 5331}
+    brown = TextCorpusDataset(filepath=str(tmp_path / "brown.zip"), source="brown", mirror=str(MIRROR)).load()
+    assert len(brown) == 57_340
+
+
+def test_errors_are_the_projects_own(tmp_path: Path) -> None:
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xfe\xfa")
+    with pytest.raises(DatasetError) as info:
+        TextCorpusDataset(filepath=str(tmp_path / "bad.txt")).load()
+    assert isinstance(info.value.__cause__, DataValidationError)
+    assert "bad.txt is not valid utf-8" in str(info.value)
+    with pytest.raises(DatasetError) as info:
+        PolarityDataset(filepath=str(tmp_path / "nothing"), mirror=str(tmp_path)).load()
+    assert isinstance(info.value.__cause__, DataSourceError)
