@@ -62,3 +62,34 @@ def test_learns_a_toy_separable_task():
     config = TrainConfig(epochs=8, batch_size=32, optimizer="adam", lr=0.01, progress=False, seed=0)
     result = fit(model, train, val, config)
     assert result.history[-1].val_accuracy > 0.95
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_matches_packed_sequences(cell):
+    """The dense, reverse-within-length computation equals PyTorch's packed bidirectional RNN."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    torch.manual_seed(0)
+    model = SentenceRNN(30, 6, hidden_size=5, cell=cell, embedding_mode="rand", dropout=0.0).eval()
+    packed_rnn = getattr(torch.nn, cell.upper())(6, 5, batch_first=True, bidirectional=True)
+    with torch.no_grad():  # the packed RNN gets the same weights as our two directions
+        for name, value in model.forward_layers[0].named_parameters():
+            getattr(packed_rnn, name).copy_(value)
+        for name, value in model.backward_layers[0].named_parameters():
+            getattr(packed_rnn, f"{name}_reverse").copy_(value)
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0], [11, 0, 0, 0]])
+    lengths = torch.tensor([4, 2, 1])
+    embedded = model.embedding(ids)
+    packed, _ = packed_rnn(pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False))
+    expected, _ = pad_packed_sequence(packed, batch_first=True, padding_value=float("-inf"))
+    expected_logits = model.classifier(expected.max(dim=1).values)
+    torch.testing.assert_close(model(ids, lengths), expected_logits)
+
+
+def test_reverse_within_length_is_an_involution():
+    from dlflow.models.rnn import reverse_within_length
+
+    x = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+    lengths = torch.tensor([3, 2])
+    assert reverse_within_length(x, lengths).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
+    assert torch.equal(reverse_within_length(reverse_within_length(x, lengths), lengths), x)

@@ -7,21 +7,38 @@ The embedding layer follows Kim (2014)'s three modes:
 * ``non_static``: initialised from pre-trained vectors and fine-tuned.
 
 Sentences arrive as right-padded token ids ``(N, T)`` plus their lengths
-``(N,)``; the recurrent layer sees packed sequences, so padding never enters
-the state. The sentence representation is the max over time of the outputs
-(``pooling="max"``, Kim's max-over-time pooling) or the final hidden state of
-each direction (``pooling="last"``).
+``(N,)``. Padding never enters a state that is used: the forward direction
+reads left to right, so positions past a sentence's end come after
+everything that matters; the backward direction reads each sentence
+reversed *within its own length* (a gather), so it too starts on real words.
+This is exactly what packed sequences compute, but runs on the dense RNN
+kernels: on CPU, autograd through ``PackedSequence`` spends most of its time
+filling zero gradients (measured 5-10x slower here).
+
+The sentence representation is the max over time of the outputs
+(``pooling="max"``, Kim's max-over-time pooling) or the state after the last
+word of each direction (``pooling="last"``).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 EMBEDDING_MODES = ("rand", "static", "non_static")
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 POOLINGS = ("max", "last")
+
+
+def reverse_within_length(sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each ``(T, ...)`` row's first ``length`` steps, leaving its padding in place.
+
+    Applying it twice gives back the input.
+    """
+    steps = torch.arange(sequences.shape[1], device=sequences.device)
+    index = torch.where(steps < lengths[:, None], lengths[:, None] - 1 - steps, steps)
+    index = index.view(*index.shape, *([1] * (sequences.dim() - 2))).expand_as(sequences)
+    return sequences.gather(1, index)
 
 
 class SentenceRNN(nn.Module):
@@ -64,28 +81,33 @@ class SentenceRNN(nn.Module):
                 self.embedding.weight[padding_idx].zero_()
         self.embedding.weight.requires_grad_(embedding_mode != "static")
         self.embedding_dropout = nn.Dropout(dropout / 2)
-        self.rnn = CELLS[cell](
-            embedding_dim,
-            hidden_size,
-            num_layers=num_layers,
-            batch_first=True,
-            bidirectional=bidirectional,
-            dropout=dropout if num_layers > 1 else 0.0,
+        directions = 2 if bidirectional else 1
+        layer_inputs = [embedding_dim] + [hidden_size * directions] * (num_layers - 1)
+        self.forward_layers = nn.ModuleList(CELLS[cell](n, hidden_size, batch_first=True) for n in layer_inputs)
+        self.backward_layers = nn.ModuleList(
+            CELLS[cell](n, hidden_size, batch_first=True) for n in (layer_inputs if bidirectional else [])
         )
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+        self.classifier = nn.Linear(hidden_size * directions, num_classes)
 
     def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        lengths = lengths.clamp(min=1)
         longest = int(lengths.max())
-        embedded = self.embedding_dropout(self.embedding(token_ids[:, :longest]))
-        packed = pack_padded_sequence(embedded, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        outputs, hidden = self.rnn(packed)
+        states = self.embedding_dropout(self.embedding(token_ids[:, :longest]))
+        for depth, forward_rnn in enumerate(self.forward_layers):
+            if depth:
+                states = self.dropout(states)
+            outputs = [forward_rnn(states)[0]]
+            if self.backward_layers:
+                reversed_outputs = self.backward_layers[depth](reverse_within_length(states, lengths))[0]
+                outputs.append(reverse_within_length(reversed_outputs, lengths))
+            states = torch.cat(outputs, dim=2)
         if self.pooling == "max":
-            padded, _ = pad_packed_sequence(outputs, batch_first=True, padding_value=float("-inf"), total_length=longest)
-            sentence = padded.max(dim=1).values
+            padding = torch.arange(longest, device=states.device)[None, :] >= lengths[:, None]
+            sentence = states.masked_fill(padding[:, :, None], float("-inf")).max(dim=1).values
         else:
-            last = hidden[0] if isinstance(hidden, tuple) else hidden  # LSTM returns (h, c)
-            directions = 2 if self.rnn.bidirectional else 1
-            sentence = torch.cat(list(last[-directions:]), dim=1)
+            hidden = self.forward_layers[0].hidden_size
+            last = states.gather(1, (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[2])).squeeze(1)
+            sentence = torch.cat([last[:, :hidden], states[:, 0, hidden:]], dim=1)  # backward: after word 0
         return self.classifier(self.dropout(sentence))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,13 @@ logger = logging.getLogger(__name__)
 CODE_PATHS = [str(Path(dlflow.__file__).parent)]
 
 
+def _requirements() -> list[str]:
+    """Pinned serving requirements from what is installed (MLflow's own inference
+    of them reloads the model in a subprocess and costs seconds per model)."""
+    packages = ("torch", "mlflow", "numpy", "pandas", "scikit-learn", "pyarrow")
+    return [f"{name}=={version(name).split('+')[0]}" for name in packages]
+
+
 def _log_model(package: dict[str, Any], registered_name: str | None):
     """Log a torch module (``mlflow.pytorch``) or a ``PythonModel`` (``mlflow.pyfunc``)."""
     model, example = package["model"], package["input_example"]
@@ -32,6 +40,7 @@ def _log_model(package: dict[str, Any], registered_name: str | None):
             signature=infer_signature(example, output),
             input_example=example,
             code_paths=CODE_PATHS,
+            pip_requirements=_requirements(),
             registered_model_name=registered_name,
         )
     output = model.predict(None, example, params)
@@ -41,6 +50,7 @@ def _log_model(package: dict[str, Any], registered_name: str | None):
         signature=infer_signature(example, output, params=params),
         input_example=(example, params) if params else example,
         code_paths=CODE_PATHS,
+        pip_requirements=_requirements(),
         registered_model_name=registered_name,
     )
 
