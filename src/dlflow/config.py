@@ -83,7 +83,7 @@ class TextParams(StrictModel):
 
     folds: int = Field(default=10, ge=2, le=20)
     fold_seed: int = 42
-    corpora: list[Literal["mr", "movie_reviews", "brown"]] = Field(default=["mr", "movie_reviews", "brown"], min_length=1)
+    corpora: list[Literal["mr", "movie_reviews", "brown", "user"]] = Field(default=["mr", "movie_reviews", "brown"], min_length=1)
     max_corpus_sentences: int | None = Field(default=None, ge=100)
     vocabulary: VocabularyParams = VocabularyParams()
 

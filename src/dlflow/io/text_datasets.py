@@ -24,6 +24,7 @@ Example catalog entries::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,13 @@ class PolarityDataset(AbstractDataset[None, pd.DataFrame]):
         }
 
 
-class TextCorpusDataset(AbstractDataset[None, list[str]]):
-    """A corpus as a list of raw sentences (lines, or 1,000-token chunks of a text8 file)."""
+class TextCorpusDataset(AbstractDataset[None, "list[str] | Callable[[], list[str]]"]):
+    """A corpus as a list of raw sentences (lines, or 1,000-token chunks of a text8 file).
+
+    With ``lazy: true`` loading returns a function that reads the corpus when
+    called (as ``PartitionedDataset`` does), so a node can take every corpus
+    as input and read only the ones its parameters select.
+    """
 
     def __init__(
         self,
@@ -96,6 +102,7 @@ class TextCorpusDataset(AbstractDataset[None, list[str]]):
         encoding: str = "utf-8",
         format: CorpusFormat = "auto",
         mirror: str | None = None,
+        lazy: bool = False,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """
@@ -110,6 +117,7 @@ class TextCorpusDataset(AbstractDataset[None, list[str]]):
                 see :mod:`dlflow.ingest.text`.
             mirror: offline mirror folder laid out like ``shared/data``;
                 defaults to ``$DLFLOW_DATA_MIRROR``.
+            lazy: return a reader function instead of the sentences.
             metadata: free-form information for plugins such as kedro-viz.
         """
         if source is not None:
@@ -121,9 +129,13 @@ class TextCorpusDataset(AbstractDataset[None, list[str]]):
         self._encoding = encoding
         self._format = format
         self._mirror = Path(mirror) if mirror else None
+        self._lazy = lazy
         self.metadata = metadata
 
-    def load(self) -> list[str]:
+    def load(self) -> list[str] | Callable[[], list[str]]:
+        return self._read if self._lazy else self._read()
+
+    def _read(self) -> list[str]:
         if self._source is not None:
             fetch_corpus(self._source, self._filepath, mirror=self._mirror)
         return list(read_corpus(self._filepath, encoding=self._encoding, format=self._format))

@@ -23,14 +23,18 @@ How it differs from gensim, on purpose, for speed:
 
 * A job's updates are computed from the vectors as they were when the job
   started and applied together (gensim applies each pair's update at once).
-  Jobs are kept small (``batch_words``, 10,000 by default) so that this
-  staleness does not matter at gensim's learning rate.
+  Jobs are kept small (``batch_words``, 2,000 by default) so that this
+  staleness does not matter at gensim's learning rate, and in skip-gram the
+  summed step of a very frequent word in one job is capped (``_damp``).
+* Noise words are shared: each group of 16 (CBOW) or 8 (skip-gram)
+  consecutive centre words shares ``4 * negative`` noise words, each weighted
+  ``negative / (4 * negative)`` per positive pair, so the expected update equals
+  gensim's (``negative`` independent draws per pair) while the noise work is
+  two small batched matrix products instead of ``negative`` row gathers and
+  scatters per pair.
 * Skip-gram predicts each context word from the centre word (word2vec.c and
   gensim predict the centre from each context word; the pairs are the same,
-  mirrored) and the ``negative`` noise words of a centre word are shared by
-  all of its pairs, each weighted by the number of pairs, so that the expected
-  update equals gensim's while the negative-sampling work per centre word is
-  one set instead of one per pair.
+  mirrored), so a centre word's vector is read once for all of its pairs.
 * The learning rate is set per job, from the position of the job's first word
   among all words of all epochs (gensim sets it per job too).
 
@@ -60,8 +64,10 @@ DEVICES = ("auto", "cpu", "cuda")
 _TABLE_SIZE = 1 << 22  # entries of the unigram^0.75 noise table
 _REPORTS_PER_EPOCH = 4  # on_progress calls per epoch
 _LOSS_EVERY = 8  # compute the (monitoring-only) loss on every n-th job
-_GROUP = {"cbow": int(os.environ.get("W2V_GROUP_CBOW", 16)), "skipgram": int(os.environ.get("W2V_GROUP_SG", 8))}
-_SHARED_NOISE_FACTOR = int(os.environ.get("W2V_NOISE_FACTOR", 2))
+_GROUP = {"cbow": 16, "skipgram": 8}  # consecutive centre words that share their noise words
+_SHARED_NOISE_FACTOR = 4  # a group shares 4 * negative noise words
+_WORDS_PER_TYPE = 5  # a job holds at most this many words per vocabulary word (see _jobs)
+_ROW_CAP = 24.0  # skip-gram: a row's summed step in one job is capped at this many single steps
 
 
 @dataclass
@@ -92,7 +98,7 @@ class Word2VecConfig:
     epochs: int = 5
     alpha: float = 0.025
     min_alpha: float = 1e-4
-    batch_words: int = 10_000
+    batch_words: int = 2_000
     threads: int | None = None
     seed: int = 1
     device: str = "auto"
@@ -260,6 +266,18 @@ def _noise_gradient(
     return g.masked_fill_(padded_centres == noise.unsqueeze(1), 0.0)
 
 
+def _damp(indices: torch.Tensor, hits_weight: torch.Tensor | None, vocab_size: int) -> torch.Tensor:
+    """Per update, ``min(1, cap / hits)``: ``hits`` is how much the job updates that row in all.
+
+    Gensim applies a frequent word's many updates one after the other, each
+    seeing the previous; summed in one step they overshoot and training
+    diverges. Capping a row's summed step at ``cap`` single steps keeps a job
+    stable while leaving rarer words, the vast majority, untouched.
+    """
+    hits = torch.bincount(indices, weights=hits_weight, minlength=vocab_size).to(torch.float32)
+    return hits.clamp_(min=_ROW_CAP).reciprocal_().mul_(_ROW_CAP).index_select(0, indices)
+
+
 def _cbow_step(
     w_in: torch.Tensor, w_out: torch.Tensor, batch: dict[str, torch.Tensor], lr: float, want_loss: bool
 ) -> float | None:
@@ -311,8 +329,21 @@ def _skipgram_step(
     g_neg = _noise_gradient(neg_scores, centres, noise, weight, group)
     step_h = torch.bmm(g_neg, v).view(-1, dim)[:n]
     step_h.index_add_(0, bag, g_pos.unsqueeze(1) * u)
-    w_out.index_add_(0, context, g_pos.unsqueeze(1) * h_pairs)
-    w_out.index_add_(0, noise.reshape(-1), torch.bmm(g_neg.transpose(1, 2), h_groups).view(-1, dim))
+    step_u = g_pos.unsqueeze(1) * h_pairs
+    step_v = torch.bmm(g_neg.transpose(1, 2), h_groups).view(-1, dim)
+    if _ROW_CAP:
+        vocab_size = w_in.shape[0]
+        # a noise row of a group stands for (pairs in the group) * negative / k single steps
+        per_group = F.pad(batch["n_context"], (0, groups * group - n)).view(groups, group).sum(1)
+        noise_hits = (per_group.to(h.dtype) * (batch["negative"] / k)).repeat_interleave(k)
+        out_rows = torch.cat([context, noise.reshape(-1)])
+        out_hits = torch.cat([torch.ones(len(context), dtype=h.dtype, device=h.device), noise_hits])
+        damp = _damp(out_rows, out_hits, vocab_size)
+        step_u.mul_(damp[: len(context)].unsqueeze(1))
+        step_v.mul_(damp[len(context) :].unsqueeze(1))
+        step_h.mul_(_damp(centres, batch["n_context"].to(h.dtype), vocab_size).unsqueeze(1))
+    w_out.index_add_(0, context, step_u)
+    w_out.index_add_(0, noise.reshape(-1), step_v)
     w_in.index_add_(0, centres, step_h)
     if not want_loss:
         return None
@@ -334,14 +365,23 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _jobs(n_words: int, config: Word2VecConfig) -> list[_Job]:
+def _jobs(n_words: int, config: Word2VecConfig, vocab_size: int | None = None) -> list[_Job]:
+    """The jobs of all epochs, each with its learning rate.
+
+    With a tiny vocabulary every word would recur hundreds of times in one job
+    and the summed steps would overshoot, so a job holds at most
+    ``_WORDS_PER_TYPE`` words per vocabulary word (no limit on real corpora).
+    """
+    batch_words = config.batch_words
+    if vocab_size is not None:
+        batch_words = max(1, min(batch_words, _WORDS_PER_TYPE * vocab_size))
     total = n_words * config.epochs
     jobs = []
     for epoch in range(config.epochs):
-        for start in range(0, n_words, config.batch_words):
+        for start in range(0, n_words, batch_words):
             done = epoch * n_words + start
             lr = config.alpha - (config.alpha - config.min_alpha) * done / total
-            jobs.append(_Job(len(jobs), epoch, start, min(start + config.batch_words, n_words), lr))
+            jobs.append(_Job(len(jobs), epoch, start, min(start + batch_words, n_words), lr))
     return jobs
 
 
@@ -381,7 +421,7 @@ def train_word2vec(
     model = Word2Vec(len(counts), config.dim, generator=generator).to(device)
     w_in, w_out = model.input_embeddings.data, model.output_embeddings.data
     corpus = _Corpus(ids, offsets, counts, config)
-    jobs = _jobs(len(ids), config)
+    jobs = _jobs(len(ids), config, vocab_size=int(np.count_nonzero(counts)))
     total_words = len(ids) * config.epochs
     step = _cbow_step if config.mode == "cbow" else _skipgram_step
     n_workers = 1 if device.type == "cuda" else (config.threads or os.cpu_count() or 1)
@@ -393,9 +433,11 @@ def train_word2vec(
         job_queue.put(None)
     events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
 
+    stop = threading.Event()
+
     def worker() -> None:
         try:
-            while (job := job_queue.get()) is not None:
+            while (job := job_queue.get()) is not None and not stop.is_set():
                 rng = np.random.default_rng([config.seed, job.index])
                 prepared = _prepare_job(corpus, job, rng)
                 loss = None
@@ -449,6 +491,7 @@ def train_word2vec(
                         }
                     )
     finally:
+        stop.set()
         for thread in threads:
             thread.join()
         if bar is not None:

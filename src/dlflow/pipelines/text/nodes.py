@@ -9,6 +9,7 @@ Tables:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -27,12 +28,16 @@ def prepare_polarity(polarity: pd.DataFrame, params: dict[str, Any]) -> pd.DataF
 
 
 def build_text_corpus(
-    mr_sentences: pd.DataFrame, movie_reviews: list[str], brown: list[str], params: dict[str, Any]
+    mr_sentences: pd.DataFrame,
+    movie_reviews: Callable[[], list[str]],
+    brown: Callable[[], list[str]],
+    user: Callable[[], list[str]],
+    params: dict[str, Any],
 ) -> pd.DataFrame:
-    """The Word2Vec corpus: the chosen sources, tokenised with the one tokeniser."""
+    """The Word2Vec corpus: the sources named in ``text.corpora``, read and tokenised with the one tokeniser."""
     text: TextParams = parse("text", params)
-    sources = {"mr": mr_sentences["sentence"].tolist(), "movie_reviews": movie_reviews, "brown": brown}
-    sentences = [sentence for name in text.corpora for sentence in sources[name]]
+    sources = {"mr": lambda: mr_sentences["sentence"].tolist(), "movie_reviews": movie_reviews, "brown": brown, "user": user}
+    sentences = [sentence for name in text.corpora for sentence in sources[name]()]
     if text.max_corpus_sentences is not None:
         sentences = sentences[: text.max_corpus_sentences]
     tokens = [t for t in (tokenize(s) for s in sentences) if t]

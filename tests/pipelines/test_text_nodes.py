@@ -1,0 +1,39 @@
+"""Text pipeline nodes on small real-format inputs."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pandas as pd
+import pytest
+
+from dlflow.io import TextCorpusDataset
+from dlflow.pipelines.text.nodes import build_text_corpus, build_vocabulary
+from dlflow.text import Vocabulary
+
+TEXT = {"folds": 2, "fold_seed": 1, "vocabulary": {"min_count": 1}}
+
+
+def never_read():
+    raise AssertionError("a corpus that text.corpora does not name was read")
+
+
+def test_user_corpus_is_read_lazily_and_only_when_chosen(tmp_path):
+    archive = tmp_path / "mine.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a.txt", "The cat sat .\nThe dog ran !\n")
+        zf.writestr("b.txt", "A cat and a dog .\n")
+    user = TextCorpusDataset(filepath=str(archive), lazy=True).load()
+    assert callable(user)
+    mr = pd.DataFrame({"sentence": ["never used"], "label": [1], "fold": [0]})
+
+    corpus = build_text_corpus(mr, never_read, never_read, user, TEXT | {"corpora": ["user"]})
+    assert corpus["tokens"].tolist() == [["the", "cat", "sat"], ["the", "dog", "ran", "!"], ["a", "cat", "and", "a", "dog"]]
+
+    vocabulary = Vocabulary.from_dict(build_vocabulary(corpus, TEXT | {"corpora": ["user"]}))
+    assert vocabulary.words[:4] == ("<pad>", "<unk>", "a", "cat")  # by count, ties alphabetical
+
+
+def test_unknown_corpus_name_is_rejected_before_reading():
+    with pytest.raises(ValueError, match=r"text\.corpora"):
+        build_text_corpus(pd.DataFrame(), never_read, never_read, never_read, TEXT | {"corpora": ["wikipedia"]})
