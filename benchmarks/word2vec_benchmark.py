@@ -166,7 +166,7 @@ def main() -> None:
         rows.append(row)
 
     print()
-    header = f"| mode | engine | words/s | seconds | analogy | WS-353 ρ | SimLex ρ |"
+    header = "| mode | engine | words/s | seconds | analogy | WS-353 ρ | SimLex ρ |"
     print(header)
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
