@@ -15,6 +15,7 @@ from kedro.framework.hooks import hook_impl
 
 from dlflow.config import validate_parameters
 from dlflow.lineage import git_state, table_digest
+from dlflow.resume import KEY_TAG, find_interrupted_run, owner_tags, resume_key
 
 logger = logging.getLogger(__name__)
 
@@ -30,19 +31,50 @@ class ParameterValidationHook:
         validate_parameters(context.params)
 
 
+class ResumeRunHook:
+    """Points kedro-mlflow at the run a killed ``kedro run`` of the same command left open.
+
+    Runs before kedro-mlflow's own ``before_pipeline_run`` (``tryfirst``), which
+    then re-opens that run instead of starting a new one.
+    """
+
+    def __init__(self) -> None:
+        self._context = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._context = context
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        config = getattr(self._context, "mlflow", None)
+        if config is None or config.tracking.run.id is not None or mlflow.active_run() is not None:
+            return
+        experiment = config.tracking.experiment._experiment
+        run_id = find_interrupted_run(mlflow.tracking.MlflowClient(), experiment.experiment_id, resume_key(run_params, self._context.params))
+        if run_id is not None:
+            logger.info("Resuming MLflow run %s, left running by an interrupted run of the same command", run_id)
+            config.tracking.run.id = run_id
+
+
 class LineageHook:
-    """Tags each run with the git commit and logs input tables with their digests."""
+    """Tags each run with the git commit, its resume key and owner; logs input tables with digests."""
 
     def __init__(self) -> None:
         self._project_path = "."
         self._logged: set[str] = set()
+        self._params: dict[str, Any] = {}
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._params = context.params
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
         self._project_path = run_params.get("project_path") or "."
         self._logged.clear()
         if mlflow.active_run() is not None:
-            mlflow.set_tags(git_state(self._project_path))
+            mlflow.set_tags(git_state(self._project_path) | owner_tags() | {KEY_TAG: resume_key(run_params, self._params)})
 
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
-from dlflow.hooks import LineageHook, ParameterValidationHook
+from dlflow.hooks import LineageHook, ParameterValidationHook, ResumeRunHook
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
@@ -38,7 +38,7 @@ def artifact_location() -> str | None:
     return str(Path(uri.removeprefix("sqlite:///")).parent / "artifacts")
 
 
-HOOKS = (ParameterValidationHook(), LineageHook())
+HOOKS = (ParameterValidationHook(), ResumeRunHook(), LineageHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -1,0 +1,64 @@
+"""``kill -9`` a ``kedro run`` mid-training, run the same command again: it resumes.
+
+Real processes, a real kill: the second run continues from the last epoch
+checkpoint inside the same MLflow run and ends with exactly the metrics of an
+uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.e2e
+
+EPOCHS = "cnn.training.epochs=4"
+
+
+def kedro_run(*params: str) -> list[str]:
+    return [sys.executable, "-m", "kedro", "run", "--pipeline", "cnn", "--env", "test", "--params", ",".join(params)]
+
+
+def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
+    env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
+    checkpoints = kedro_project / "data/06_models/checkpoints/cnn-test"
+
+    victim = subprocess.Popen(kedro_run(EPOCHS), cwd=kedro_project, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list(checkpoints.glob("*/last.pt")):
+        assert victim.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline, "no checkpoint within 4 minutes"
+        time.sleep(0.1)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("dlflow")
+    (killed,) = client.search_runs([experiment.experiment_id])
+    assert killed.info.status == "RUNNING"  # what kill -9 leaves behind
+    done_before_kill = len(client.get_metric_history(killed.info.run_id, "train_loss"))
+    assert 1 <= done_before_kill < 4
+
+    subprocess.run(kedro_run(EPOCHS), cwd=kedro_project, env=env, check=True, capture_output=True, timeout=600)
+    (resumed,) = client.search_runs([experiment.experiment_id])
+    assert resumed.info.run_id == killed.info.run_id
+    assert resumed.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(resumed.info.run_id, "train_loss")] == [1, 2, 3, 4]
+
+    # the same seed, uninterrupted, in its own checkpoint folder: the same result
+    subprocess.run(kedro_run(EPOCHS, "cnn.training.checkpoint_dir=data/06_models/checkpoints/reference"),
+                   cwd=kedro_project, env=env, check=True, capture_output=True, timeout=600)
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
+    reference = runs[0]
+    assert reference.info.run_id != resumed.info.run_id
+    final = client.get_run(resumed.info.run_id).data.metrics
+    for metric in ("test_accuracy", "test_macro_f1", "train_loss", "val_loss"):
+        assert final[metric] == reference.data.metrics[metric], metric
