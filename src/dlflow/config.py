@@ -34,6 +34,7 @@ class TrainingParams(StrictModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int | None = Field(default=None, ge=1)
     channels_last: bool = False
+    bucket_by_feature: int | None = Field(default=None, ge=0)  # e.g. 1: the RNN's sentence lengths
     checkpoint_dir: str | None = None
     resume: bool = True
     progress: bool = True
@@ -142,11 +143,28 @@ class RnnParams(StrictModel):
     registration: RegistrationParams
 
 
+class InferenceModelParams(StrictModel):
+    """Which registered model a batch-inference pipeline loads: ``models:/<model_name>@<alias>``."""
+
+    model_name: str = Field(min_length=1)
+    alias: str = Field(default="champion", min_length=1)
+    batch_size: int = Field(default=1024, ge=1)
+
+
+class InferenceParams(StrictModel):
+    """``inference_cnn`` / ``inference_rnn``; ``image_source`` names the CNN's classes."""
+
+    image_source: str = "fashion_mnist"
+    cnn: InferenceModelParams
+    rnn: InferenceModelParams
+
+
 PARAMETER_MODELS: dict[str, type[StrictModel]] = {
     "cnn": CnnParams,
     "text": TextParams,
     "word2vec": Word2VecParams,
     "rnn": RnnParams,
+    "inference": InferenceParams,
 }
 
 

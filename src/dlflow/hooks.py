@@ -15,6 +15,7 @@ from kedro.framework.hooks import hook_impl
 
 from dlflow.config import validate_parameters
 from dlflow.lineage import git_state, table_digest
+from dlflow.manifest import build_manifest
 from dlflow.resume import KEY_TAG, find_interrupted_run, owner_tags, resume_key
 
 logger = logging.getLogger(__name__)
@@ -58,11 +59,12 @@ class ResumeRunHook:
 
 
 class LineageHook:
-    """Tags each run with the git commit, its resume key and owner; logs input tables with digests."""
+    """Tags each run with the git commit, its resume key and owner; logs input tables with
+    digests, and ``manifest.json`` at the end of the run."""
 
     def __init__(self) -> None:
         self._project_path = "."
-        self._logged: set[str] = set()
+        self._logged: dict[str, str] = {}
         self._params: dict[str, Any] = {}
 
     @hook_impl
@@ -84,7 +86,12 @@ class LineageHook:
             or dataset_name in self._logged
         ):
             return
-        self._logged.add(dataset_name)
+        self._logged[dataset_name] = table_digest(data)
         context = "evaluation" if "test" in dataset_name else "training"
-        dataset = mlflow.data.from_pandas(data, name=dataset_name, digest=table_digest(data))
+        dataset = mlflow.data.from_pandas(data, name=dataset_name, digest=self._logged[dataset_name])
         mlflow.log_input(dataset, context=context)
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's own after_pipeline_run ends the run
+    def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        if mlflow.active_run() is not None:
+            mlflow.log_dict(build_manifest(run_params, self._params, self._logged), "manifest.json")

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from kedro.framework.session import KedroSession
 from mlflow.tracking import MlflowClient
+
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -89,8 +92,6 @@ def test_cnn_pipeline_tracks_registers_and_gates(kedro_project: Path) -> None:
 
     # the registered model takes raw pixels and agrees with the pipeline's accuracy
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
-    import pandas as pd
-
     test = pd.read_parquet("data/05_model_input/cnn/test.parquet")
     pixels = np.stack(test["pixels"].to_numpy()).reshape(-1, 28, 28).astype(np.float32)
     probabilities = np.asarray(model.predict(pixels))
@@ -106,6 +107,16 @@ def test_cnn_pipeline_tracks_registers_and_gates(kedro_project: Path) -> None:
     assert str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == "2"
     assert worse.tags["gate_decision"] == "challenger"
     assert "not promoted" in worse.tags["gate_reason"]
+
+    # the comparison notebook reads these runs and the registry back
+    notebook = json.loads((REPO_ROOT / "notebooks" / "compare_runs.ipynb").read_text())
+    namespace: dict = {}
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            exec("".join(cell["source"]), namespace)
+    registry = pd.DataFrame(namespace["rows"])
+    assert registry[["version", "alias"]].values.tolist() == [[1, "champion"], [2, "challenger"]]
+    assert len(namespace["cnn"]) == 2
 
 
 def test_bad_parameter_stops_the_run_before_any_work(kedro_project: Path) -> None:

@@ -300,3 +300,16 @@ def test_asking_for_missing_cuda_is_a_clear_error():
     assert select_device("auto") == torch.device("cpu")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         select_device("cuda")
+
+
+def test_bucketed_batches_cover_every_sample_once_with_similar_lengths():
+    lengths = torch.randint(1, 60, (1000,), generator=torch.Generator().manual_seed(0))
+    data = TensorDataset(features=(torch.arange(1000), lengths), targets=torch.zeros(1000, dtype=torch.long))
+    generator = torch.Generator().manual_seed(1)
+    batches = list(data.batches(20, shuffle=True, generator=generator, bucket_by=1))
+    seen = torch.cat([features[0] for features, _ in batches])
+    assert sorted(seen.tolist()) == list(range(1000))
+    spread = sum(int(f[1].max() - f[1].min()) for f, _ in batches) / len(batches)
+    assert spread < 5  # random batches would span most of 1..59
+    first_lengths = [int(f[1][0]) for f, _ in batches[:10]]
+    assert first_lengths != sorted(first_lengths)  # the batch order is shuffled

@@ -38,12 +38,21 @@ class TensorDataset:
         return self.targets.shape[0]
 
     def batches(
-        self, batch_size: int, *, shuffle: bool, generator: torch.Generator | None = None
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        bucket_by: int | None = None,
     ) -> Iterator[Batch]:
         """Yield ``(features, targets)`` batches; the last one may be smaller.
 
         With ``shuffle`` the order is a permutation drawn from ``generator``
-        (on the generator's device, then moved to the data's device).
+        (on the generator's device, then moved to the data's device). With
+        ``bucket_by``, the shuffled samples are sorted by that feature (e.g.
+        sentence lengths) within windows of 50 batches and the batches are then
+        served in random order: batches hold similar lengths, so a sequence
+        model pads less, and the data stays shuffled.
         """
         n = len(self)
         if not shuffle:
@@ -53,7 +62,13 @@ class TensorDataset:
             return
         device = generator.device if generator is not None else torch.device("cpu")
         order = torch.randperm(n, generator=generator, device=device).to(self.targets.device)
-        for start in range(0, n, batch_size):
+        if bucket_by is not None:
+            key = self.features[bucket_by]
+            order = torch.cat([w[torch.argsort(key[w], stable=True)] for w in order.split(batch_size * 50)])
+            starts = torch.randperm(-(-n // batch_size), generator=generator, device=device) * batch_size
+        else:
+            starts = torch.arange(0, n, batch_size)
+        for start in starts.tolist():
             index = order[start : start + batch_size]
             features = tuple(f.index_select(0, index) for f in self.features)
             yield features, self.targets.index_select(0, index)

@@ -61,6 +61,8 @@ class TrainConfig:
     a lower validation loss; the best epoch's weights are restored at the end.
     ``progress``, ``checkpoint_dir``, ``resume`` and ``num_threads`` do not
     change the result, so they are not part of the checkpoint key.
+    ``bucket_by_feature`` names the feature (e.g. sequence lengths) by which
+    training batches are grouped, see ``TensorDataset.batches``.
     """
 
     epochs: int = 5
@@ -79,6 +81,7 @@ class TrainConfig:
     device: str = "auto"
     num_threads: int | None = None
     channels_last: bool = False
+    bucket_by_feature: int | None = None
     checkpoint_dir: str | None = None
     resume: bool = True
     progress: bool = True
@@ -102,6 +105,7 @@ class TrainConfig:
             ),
             ("device", self.device in DEVICES, f"one of {DEVICES}"),
             ("num_threads", self.num_threads is None or self.num_threads >= 1, "None or >= 1"),
+            ("bucket_by_feature", self.bucket_by_feature is None or self.bucket_by_feature >= 0, "None or >= 0"),
         ]
         for name, ok, requirement in rules:
             if not ok:
@@ -259,7 +263,7 @@ def fit(
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
         batches = tqdm(
-            train.batches(config.batch_size, shuffle=True, generator=generator),
+            train.batches(config.batch_size, shuffle=True, generator=generator, bucket_by=config.bucket_by_feature),
             total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
             disable=not config.progress, leave=False,
         )  # fmt: skip
