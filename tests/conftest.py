@@ -40,7 +40,11 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_mirror: 
     shutil.copy(REPO_ROOT / "pyproject.toml", project / "pyproject.toml")
     (project / ".telemetry").write_text("consent: false\n")
     monkeypatch.chdir(project)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)  # kedro-mlflow set a process-wide URI in earlier tests; it beats the env var
     monkeypatch.setenv("DLFLOW_DATA_MIRROR", str(data_mirror))
     (tmp_path / "mlruns").mkdir()
     bootstrap_project(project)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from dlflow.pipelines import cnn, ingestion, rnn, word2vec
+from dlflow.pipelines import cnn, inference, ingestion, rnn, word2vec
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -13,7 +13,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         "cnn": cnn.create_pipeline(),
         "word2vec": word2vec.create_pipeline(),
         "rnn": rnn.create_pipeline(),
+        "inference_cnn": inference.create_cnn_pipeline(),
+        "inference_rnn": inference.create_rnn_pipeline(),
     }
     pipelines["nlp"] = pipelines["word2vec"] + pipelines["rnn"]
+    pipelines["inference"] = pipelines["inference_cnn"] + pipelines["inference_rnn"]
     pipelines["__default__"] = pipelines["cnn"]
     return pipelines

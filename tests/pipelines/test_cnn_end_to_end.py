@@ -114,7 +114,7 @@ def test_cnn_pipeline_tracks_registers_and_gates(kedro_project: Path) -> None:
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code":
             exec("".join(cell["source"]), namespace)
-    registry = pd.DataFrame(namespace["rows"])
+    registry = pd.DataFrame(namespace["rows"]).sort_values("version")
     assert registry[["version", "alias"]].values.tolist() == [[1, "champion"], [2, "challenger"]]
     assert len(namespace["cnn"]) == 2
 

@@ -1,0 +1,142 @@
+"""``mlflow models serve -m models:/<name>@champion`` answers real HTTP requests like batch inference does.
+
+The models come from ``kedro run --pipeline cnn|rnn --env test`` (the session's
+``registered_project``, shared with tests/pipelines/test_inference.py); each
+server is a subprocess on a free port of 127.0.0.1 and is always killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.pipelines.test_inference import (
+    CNN_MODEL,
+    CNN_PREDICTIONS,
+    RNN_MODEL,
+    RNN_PREDICTIONS,
+    SENTENCES,
+    _build_registered_project,
+    registered_project,  # noqa: F401 (a fixture)
+    run_pipeline,
+    write_test_images,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+STARTUP_SECONDS = 180  # importing torch and MLflow on a busy 2-core machine
+REQUEST_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (it forks uvicorn), SIGKILL if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if server.poll() is not None:
+            return
+        os.killpg(server.pid, sig)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"mlflow models serve exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(1)
+    pytest.fail(f"mlflow models serve did not answer /ping within {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
+
+
+def _serve(model_name: str, root: Path, log: Path) -> Iterator[str]:
+    """``mlflow models serve -m models:/<model_name>@champion`` against ``root``'s store; yields its URL."""
+    port = _free_port()
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{model_name}@champion",
+               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"}
+    with log.open("w") as output:
+        server = subprocess.Popen(command, cwd=root / "project", env=env, stdout=output, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        _wait_until_up(f"http://127.0.0.1:{port}", server, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(server)
+
+
+@pytest.fixture(scope="module")
+def registry_root(tmp_path_factory, data_mirror: Path) -> Path:
+    return _build_registered_project(tmp_path_factory, data_mirror)
+
+
+@pytest.fixture(scope="module")
+def cnn_server(registry_root: Path) -> Iterator[str]:
+    yield from _serve(CNN_MODEL, registry_root, registry_root / "serve-cnn.log")
+
+
+@pytest.fixture(scope="module")
+def rnn_server(registry_root: Path) -> Iterator[str]:
+    yield from _serve(RNN_MODEL, registry_root, registry_root / "serve-rnn.log")
+
+
+def invoke(url: str, payload: dict) -> list:
+    """POST ``payload`` to ``/invocations``; the ``predictions`` of the answer."""
+    request = urllib.request.Request(
+        f"{url}/invocations", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as answer:
+        return json.loads(answer.read())["predictions"]
+
+
+def test_served_cnn_agrees_with_batch_inference(registered_project: Path, data_mirror: Path, cnn_server: str) -> None:
+    images = write_test_images(registered_project / "serve-images.gz", data_mirror, 16)
+    run_pipeline("inference_cnn", images_path=str(registered_project / "serve-images.gz"))
+    batch = pd.read_parquet(CNN_PREDICTIONS)
+
+    probabilities = np.asarray(invoke(cnn_server, {"inputs": images.tolist()}))
+    assert probabilities.shape == (16, 10)
+    assert probabilities.argmax(axis=1).tolist() == batch["prediction"].tolist()
+    assert probabilities.max(axis=1) == pytest.approx(batch["probability"].to_numpy(), abs=1e-5)
+
+
+def test_served_rnn_agrees_with_batch_inference(registered_project: Path, rnn_server: str) -> None:
+    (registered_project / "serve-reviews.txt").write_text("\n".join(SENTENCES))
+    run_pipeline("inference_rnn", sentences_path=str(registered_project / "serve-reviews.txt"))
+    batch = pd.read_parquet(RNN_PREDICTIONS)
+
+    answers = pd.DataFrame(invoke(rnn_server, {"dataframe_records": [{"sentence": s} for s in SENTENCES]}))
+    assert answers["label"].tolist() == batch["label"].tolist()
+    assert answers["probability"].to_numpy() == pytest.approx(batch["probability"].to_numpy(), abs=1e-5)
+    assert (answers["p_negative"] + answers["p_positive"]).to_numpy() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_served_cnn_rejects_images_of_the_wrong_shape(cnn_server: str) -> None:
+    with pytest.raises(urllib.error.HTTPError) as error:
+        invoke(cnn_server, {"inputs": np.zeros((2, 32, 32)).tolist()})
+    assert error.value.code == 400
+    assert "shape" in error.value.read().decode()
