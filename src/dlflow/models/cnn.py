@@ -8,8 +8,9 @@ Two families:
 
 * ``ClassicCNN``: the Keras MNIST tutorial network, the baseline (~93k parameters).
 * ``FastCNN``: the default. Conv-BatchNorm-ReLU stages with max-pooling between
-  them and a global-pooling head; width and depth are constructor arguments so
-  that a benchmark can move along the speed/accuracy frontier.
+  them and a global-pooling head, in bfloat16 where the hardware has it; width
+  and depth are constructor arguments so that a benchmark can move along the
+  speed/accuracy frontier.
 
 The batch augmentations used with ``FastCNN`` (``random_hflip`` for training,
 ``hflip`` for test-time augmentation) live here too: they are image-specific,
@@ -18,6 +19,7 @@ so they belong to this family and not to the generic training loop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -43,11 +45,29 @@ class ClassicCNN(nn.Sequential):
 
 
 class FastCNN(nn.Module):
-    """Conv-BN-ReLU stages, each followed by a 2x2 max-pool, then global pooling and a linear head.
+    """Conv-BN-ReLU stages with a 2x2 max-pool closing each stage, then global pooling and a linear head.
 
-    With three stages the feature maps go 28 -> 14 -> 7 -> 3 pixels. Extra
-    convolutions are cheapest in the later, low-resolution stages, so depth is
-    set per stage.
+    With the default four stages the feature maps go 28 -> 14 -> 7 -> 3 -> 1
+    pixels. Extra convolutions and channels are cheapest in the later,
+    low-resolution stages: the fourth stage (256 channels on 3x3 maps) adds 0.3 M
+    of the 0.39 M parameters and about 10 % to the time of a step, and one point
+    of Fashion-MNIST test accuracy (93.3 % vs 92.3 % after 6 epochs, one seed).
+
+    Two choices make it fast on a CPU. On 2 cores with AVX512-BF16, a training
+    step of the three-stage 32-64-128 network takes about 0.4x the time with
+    both than with neither (float32, conv-BN-ReLU-pool; both channels_last),
+    and 6 epochs reached 92.3 % test accuracy with both (92.1 % without, in
+    float32: DESIGN.md's measurement):
+
+    * ``pool_before_norm``: each stage's last convolution is max-pooled *before*
+      its BatchNorm and ReLU, so those (memory-bound) layers, forward and
+      backward, touch a quarter of the pixels.
+    * ``bf16``: the forward pass runs under bfloat16 autocast (convolutions and
+      the linear layer in bf16, numerically sensitive ops in float32; the
+      logits come back as float32). ``None`` turns it on where the hardware
+      computes bf16 natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs that
+      support it), where it roughly halves the time of a step; elsewhere it
+      would be emulated and slow, so the model stays in float32.
 
     Args:
         num_classes: number of output logits.
@@ -57,16 +77,21 @@ class FastCNN(nn.Module):
             or one per stage.
         global_pool: ``"max"`` or ``"avg"`` pooling over the final feature map.
         dropout: dropout probability before the linear head.
+        pool_before_norm: max-pool each stage's last convolution before its
+            BatchNorm and ReLU (``False``: conv-BN-ReLU-pool).
+        bf16: bfloat16 autocast: ``True``, ``False``, or ``None`` (where native).
     """
 
     def __init__(
         self,
         num_classes: int = 10,
         in_channels: int = 1,
-        channels: Sequence[int] = (24, 48, 96),
+        channels: Sequence[int] = (32, 64, 128, 256),
         convs_per_stage: int | Sequence[int] = 1,
         global_pool: str = "max",
         dropout: float = 0.1,
+        pool_before_norm: bool = True,
+        bf16: bool | None = None,
     ) -> None:
         super().__init__()
         channels = tuple(channels)
@@ -85,21 +110,42 @@ class FastCNN(nn.Module):
         layers: list[nn.Module] = []
         width = in_channels
         for out_channels, convs in zip(channels, convs_per_stage):
-            for _ in range(convs):
-                layers += [
-                    nn.Conv2d(width, out_channels, kernel_size=3, padding=1, bias=False),
-                    nn.BatchNorm2d(out_channels),
-                    nn.ReLU(inplace=True),
-                ]
+            for i in range(convs):
+                last = i == convs - 1
+                layers.append(nn.Conv2d(width, out_channels, kernel_size=3, padding=1, bias=False))
+                if last and pool_before_norm:
+                    layers.append(nn.MaxPool2d(2))
+                layers += [nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+                if last and not pool_before_norm:
+                    layers.append(nn.MaxPool2d(2))
                 width = out_channels
-            layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
             pools[global_pool], nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, num_classes)
         )
+        self.bf16 = bf16
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(images))
+        device_type = images.device.type
+        enabled = native_bf16(device_type) if self.bf16 is None else self.bf16
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled):
+            logits = self.head(self.features(images))
+        return logits.float()
+
+    def extra_repr(self) -> str:
+        return f"bf16={self.bf16}"  # part of the repr, hence of the checkpoint key
+
+
+@functools.cache
+def native_bf16(device_type: str) -> bool:
+    """Whether ``device_type`` (``"cpu"``, ``"cuda"``) computes bfloat16 natively, i.e. fast."""
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8  # Ampere+
+    if device_type == "cpu":
+        cpu = torch.cpu
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(cpu, name, lambda: False)() for name in checks)
+    return False
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"classic": ClassicCNN, "fast": FastCNN}
