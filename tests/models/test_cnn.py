@@ -56,3 +56,18 @@ def test_random_hflip_is_reproducible_and_flips_about_half():
     unchanged = [torch.equal(x, y) for x, y in zip(a, images)]
     assert all(f != u for f, u in zip(flipped, unchanged))
     assert 150 < sum(flipped) < 250
+
+
+def test_fast_cnn_pools_before_batchnorm_and_keeps_float32_logits_under_bf16():
+    import torch
+    from torch import nn
+
+    from dlflow.models import FastCNN
+
+    model = FastCNN(channels=(8, 16), bf16=True).eval()
+    layers = list(model.features)
+    first_pool = next(i for i, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d))
+    assert isinstance(layers[first_pool - 1], nn.Conv2d) and isinstance(layers[first_pool + 1], nn.BatchNorm2d)
+    logits = model(torch.randn(3, 1, 28, 28))
+    assert logits.dtype == torch.float32 and logits.shape == (3, 10)
+    assert "bf16=True" in repr(model) and "bf16=False" in repr(FastCNN(bf16=False))
