@@ -49,3 +49,18 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_mirror: 
     (tmp_path / "mlruns").mkdir()
     bootstrap_project(project)
     return project
+
+
+def run_pipeline(name: str, *, project: Path | None = None, env: str = "test", **overrides) -> None:
+    """``kedro run --pipeline <name> --env <env> --params <overrides>`` (dotted keys, as on the CLI)."""
+    from kedro.framework.session import KedroSession
+
+    runtime_params: dict = {}
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        target = runtime_params
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[leaf] = value
+    with KedroSession.create(project_path=project or Path.cwd(), env=env, runtime_params=runtime_params) as session:
+        session.run(pipeline_names=[name])

@@ -14,10 +14,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from kedro.framework.session import KedroSession
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -25,16 +24,7 @@ MODEL_NAME = "dlflow-cnn-fashion_mnist-test"
 
 
 def run_cnn(project: Path, **overrides) -> None:
-    """``kedro run --pipeline cnn --env test --params <overrides>`` (dotted keys, as on the CLI)."""
-    runtime_params: dict = {}
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        target = runtime_params
-        for key in parents:
-            target = target.setdefault(key, {})
-        target[leaf] = value
-    with KedroSession.create(project_path=project, env="test", runtime_params=runtime_params) as session:
-        session.run(pipeline_names=["cnn"])
+    run_pipeline("cnn", project=project, **overrides)
 
 
 def artifact_paths(client: MlflowClient, run_id: str, path: str = "") -> set[str]:

@@ -14,14 +14,13 @@ import mlflow.tracking._tracking_service.utils as mlflow_tracking
 import numpy as np
 import pandas as pd
 import pytest
-from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io import DatasetError
 from mlflow.tracking import MlflowClient
 
 from dlflow.ingest.idx import read_idx, write_idx
 from dlflow.io import ImagesFileDataset, SentencesFileDataset
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, run_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -36,19 +35,6 @@ SMALLER = {"cnn.data.max_train_samples": 600, "cnn.training.epochs": 1,
            "rnn.max_length": 20, "rnn.model.hidden_size": 16}
 
 _built: dict[str, Path] = {}  # one project per session, whichever module asks first
-
-
-def run_pipeline(name: str, **overrides) -> None:
-    """``kedro run --pipeline <name> --env test --params <overrides>`` (dotted keys, as on the CLI)."""
-    runtime_params: dict = {}
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        target = runtime_params
-        for key in parents:
-            target = target.setdefault(key, {})
-        target[leaf] = value
-    with KedroSession.create(project_path=Path.cwd(), env="test", runtime_params=runtime_params) as session:
-        session.run(pipeline_names=[name])
 
 
 def _use_project(patch: pytest.MonkeyPatch, root: Path, mirror: Path) -> Path:
