@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
 import socket
-import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,46 +26,7 @@ def no_env_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DLFLOW_DATA_MIRROR", raising=False)
 
 
-class Server:
-    """Serves scripted responses: each path has a list of (status, body, claimed length);
-    requests consume it in order and the last response repeats."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, list[tuple[int, bytes, int | None]]] = {}
-        self.hits: Counter[str] = Counter()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.hits[self.path] += 1
-                script = server.routes.get(self.path, [(404, b"not found", None)])
-                status, body, length = script[min(server.hits[self.path], len(script)) - 1]
-                if status == 0:  # hang past the client's timeout
-                    time.sleep(1.0)
-                    return
-                self.send_response(status)
-                self.send_header("Content-Length", str(length if length is not None else len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
-
-    def serve(self, path: str, *responses: tuple[int, bytes] | tuple[int, bytes, int]) -> str:
-        self.routes[path] = [(r[0], r[1], r[2] if len(r) > 2 else None) for r in responses]
-        return f"http://127.0.0.1:{self.httpd.server_port}{path}"
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    s = Server()
-    s.thread.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+from tests.ingest.http_server import Server, server  # noqa: E402,F401  (the fixture)
 
 
 def closed_port_url() -> str:

@@ -6,14 +6,10 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
-import http.server
 import io
 import os
 import tarfile
-import threading
 import zipfile
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -373,42 +369,7 @@ def test_forced_lines_on_text8(tmp_path: Path) -> None:
 # --- sources: registry, archive route over HTTP, mirror route ------------------------------------
 
 
-class Server:
-    """Serves fixed bodies on 127.0.0.1 and counts hits (the pattern of test_download)."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, bytes] = {}
-        self.hits: Counter[str] = Counter()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.hits[self.path] += 1
-                body = server.routes.get(self.path)
-                self.send_response(404 if body is None else 200)
-                body = b"not found" if body is None else body
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
-
-    def serve(self, path: str, body: bytes) -> str:
-        self.routes[path] = body
-        return f"http://127.0.0.1:{self.httpd.server_port}{path}"
-
-
-@pytest.fixture
-def server() -> Iterator[Server]:
-    s = Server()
-    s.thread.start()
-    yield s
-    s.httpd.shutdown()
-    s.httpd.server_close()
+from tests.ingest.http_server import Server, server  # noqa: E402,F401  (the fixture)
 
 
 def tar_gz(members: dict[str, bytes]) -> bytes:
@@ -467,7 +428,7 @@ def test_polarity_registry() -> None:
 def test_archive_members_are_downloaded_extracted_and_verified(
     server: Server, tmp_path: Path, pack: object
 ) -> None:
-    url = server.serve("/rt-polaritydata.tar.gz", pack(ARCHIVE))  # type: ignore[operator]
+    url = server.serve("/rt-polaritydata.tar.gz", (200, pack(ARCHIVE)))  # type: ignore[operator]
     dest = tmp_path / "raw"
     for label, remote in polarity_remotes(url).items():
         fetch(remote, dest / f"rt-polarity.{label}", **FAST)  # type: ignore[arg-type]
@@ -491,7 +452,7 @@ def test_archive_members_are_downloaded_extracted_and_verified(
     ids=["missing-member", "truncated", "not-an-archive", "wrong-member"],
 )
 def test_bad_archives_fail_and_leave_nothing(server: Server, tmp_path: Path, body: bytes, message: str) -> None:
-    url = server.serve("/rt-polaritydata.tar.gz", body)
+    url = server.serve("/rt-polaritydata.tar.gz", (200, body))
     dest = tmp_path / "raw" / "rt-polarity.pos"
     with pytest.raises(DataSourceError, match=message) as info:
         fetch(polarity_remotes(url)["pos"], dest, retries=0, **FAST)  # type: ignore[arg-type]
@@ -500,7 +461,7 @@ def test_bad_archives_fail_and_leave_nothing(server: Server, tmp_path: Path, bod
 
 
 def test_mirror_route_is_preferred_for_archive_members(server: Server, tmp_path: Path) -> None:
-    url = server.serve("/rt-polaritydata.tar.gz", tar_gz(ARCHIVE))
+    url = server.serve("/rt-polaritydata.tar.gz", (200, tar_gz(ARCHIVE)))
     mirror = tmp_path / "mirror"
     write(mirror / "rt-polarity" / "rt-polarity.pos", POS)
     write(mirror / "rt-polarity" / "rt-polarity.neg", NEG)
