@@ -32,15 +32,24 @@ def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
 
     victim = subprocess.Popen(kedro_run(EPOCHS), cwd=kedro_project, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    client = MlflowClient()
+
+    def first_epoch_done() -> bool:
+        """Epoch 1 is checkpointed and its metrics are in MLflow (the loop checkpoints first)."""
+        experiment = client.get_experiment_by_name("dlflow")
+        if not list(checkpoints.glob("*/last.pt")) or experiment is None:
+            return False
+        runs = client.search_runs([experiment.experiment_id])
+        return bool(runs) and bool(client.get_metric_history(runs[0].info.run_id, "train_loss"))
+
     deadline = time.monotonic() + 240
-    while not list(checkpoints.glob("*/last.pt")):
-        assert victim.poll() is None, "the run ended before its first checkpoint"
-        assert time.monotonic() < deadline, "no checkpoint within 4 minutes"
+    while not first_epoch_done():
+        assert victim.poll() is None, "the run ended before its first epoch was recorded"
+        assert time.monotonic() < deadline, "no epoch recorded within 4 minutes"
         time.sleep(0.1)
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
 
-    client = MlflowClient()
     experiment = client.get_experiment_by_name("dlflow")
     (killed,) = client.search_runs([experiment.experiment_id])
     assert killed.info.status == "RUNNING"  # what kill -9 leaves behind
