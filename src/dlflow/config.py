@@ -32,7 +32,8 @@ class TrainingParams(StrictModel):
     seed: int = 42
     deterministic: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_threads: int | None = Field(default=None, ge=1)
+    processes: int = Field(default=1, ge=1)  # > 1: DistributedDataParallel (gloo on CPU, NCCL on GPU)
+    num_threads: int | None = Field(default=None, ge=1)  # per process
     channels_last: bool = False
     bucket_by_feature: int | None = Field(default=None, ge=0)  # e.g. 1: the RNN's sentence lengths
     checkpoint_dir: str | None = None
@@ -58,11 +59,54 @@ class AugmentationParams(StrictModel):
 
 
 class RegistrationParams(StrictModel):
+    """Where a family registers its model; the promotion rules live in ``promotion`` (PromotionParams)."""
+
     model_name: str = Field(min_length=1)
-    metric: str = "test_accuracy"
+    enabled: bool = True  # false: log the model to the run without registering it
+
+
+class PromotionRules(StrictModel):
+    """The gate's rules: when a new version takes ``champion`` from the current one.
+
+    Both must be measured on the same test data. The candidate's ``metric`` must
+    beat the champion's by at least ``min_improvement``, and no class's
+    ``class_metric`` may drop by more than ``max_class_drop`` (null: no per-class rule).
+    """
+
+    metric: str = Field(default="test_accuracy", min_length=1)
     greater_is_better: bool = True
     min_improvement: float = Field(default=0.0, ge=0)
-    enabled: bool = True  # false: log the model to the run without registering it
+    class_metric: Literal["recall", "precision", "f1"] = "recall"
+    max_class_drop: float | None = Field(default=None, ge=0, le=1)
+
+
+class PromotionOverride(StrictModel):
+    """A family's exceptions to the default rules: only the keys given replace the default's."""
+
+    metric: str | None = Field(default=None, min_length=1)
+    greater_is_better: bool | None = None
+    min_improvement: float | None = Field(default=None, ge=0)
+    class_metric: Literal["recall", "precision", "f1"] | None = None
+    max_class_drop: float | None = Field(default=None, ge=0, le=1)  # an explicit null switches the rule off
+
+    def apply(self, base: PromotionRules) -> PromotionRules:
+        given = {
+            key: value
+            for key, value in self.model_dump(include=self.model_fields_set).items()
+            if value is not None or key == "max_class_drop"  # the only key where null means something
+        }
+        return PromotionRules.model_validate(base.model_dump() | given)
+
+
+class PromotionParams(StrictModel):
+    """``conf/*/parameters_promotion.yml``: default rules and per-family overrides."""
+
+    default: PromotionRules = PromotionRules()
+    families: dict[Literal["cnn", "rnn", "word2vec"], PromotionOverride] = Field(default_factory=dict)
+
+    def rules_for(self, family: str) -> PromotionRules:
+        override = self.families.get(family)  # type: ignore[call-overload]
+        return override.apply(self.default) if override is not None else self.default
 
 
 class CnnParams(StrictModel):
@@ -159,12 +203,22 @@ class InferenceParams(StrictModel):
     rnn: InferenceModelParams
 
 
+class CacheParams(StrictModel):
+    """Skipping unchanged nodes (``dlflow.runner.SkipUnchangedRunner``)."""
+
+    enabled: bool = True
+    tags: list[str] = Field(default_factory=lambda: ["ingestion", "preprocessing"])  # nodes that may be skipped
+    directory: str = "data/09_node_cache"  # one record per completed node
+
+
 PARAMETER_MODELS: dict[str, type[StrictModel]] = {
     "cnn": CnnParams,
     "text": TextParams,
     "word2vec": Word2VecParams,
     "rnn": RnnParams,
     "inference": InferenceParams,
+    "promotion": PromotionParams,
+    "cache": CacheParams,
 }
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from dlflow.registry import alias_history
 from tests.conftest import REPO_ROOT, run_pipeline
 
 pytestmark = pytest.mark.e2e
@@ -67,7 +68,9 @@ def test_cnn_pipeline_tracks_registers_and_gates(kedro_project: Path) -> None:
         "evaluation/confusion_matrix.png",
         "evaluation/learning_curves.png",
         "evaluation/misclassified.png",
-        "registration/registration.json",
+        "registration/cnn/registration.json",
+        "registration/cnn/evaluation.json",
+        "registration/cnn/champion_vs_challenger.html",
     ):
         assert expected in artifacts, (expected, sorted(artifacts))
     summary = json.loads(Path("data/08_reporting/fashion_mnist/data_summary.json").read_text())
@@ -95,8 +98,25 @@ def test_cnn_pipeline_tracks_registers_and_gates(kedro_project: Path) -> None:
     assert float(worse.tags["metric_value"]) < accuracy
     assert str(client.get_model_version_by_alias(MODEL_NAME, "champion").version) == "1"
     assert str(client.get_model_version_by_alias(MODEL_NAME, "challenger").version) == "2"
-    assert worse.tags["gate_decision"] == "challenger"
+    assert worse.tags["gate_decision"] == "not_promoted" and worse.tags["gate_rule"] == "min_improvement"
     assert "not promoted" in worse.tags["gate_reason"]
+    assert client.get_model_version(MODEL_NAME, "1").tags["gate_decision"] == "promoted"  # history, not state
+
+    # the champion-vs-challenger report, logged to the run and attached to the version
+    first_report = mlflow.artifacts.load_text(champion.tags["promotion_report"])
+    assert "No champion yet" in first_report
+    report_uri = worse.tags["promotion_report"]
+    assert report_uri.endswith("registration/cnn/champion_vs_challenger.html") and worse.run_id in report_uri
+    assert report_uri in worse.description and "not_promoted" in worse.description
+    report = mlflow.artifacts.load_text(report_uri)
+    assert "champion v1" in report and "candidate v2" in report and "Not promoted" in report
+    assert f"{accuracy:.4f}" in report and f"{float(worse.tags['metric_value']):.4f}" in report
+    assert 'id="confusion_candidate"' in report and 'id="confusion_champion"' in report
+    assert "T-shirt/top" in report and "learning curves" in report and "max_class_drop" in report
+
+    # every alias move is on record
+    moves = [(m.alias, m.from_version, m.to_version) for m in alias_history(client, MODEL_NAME)]
+    assert moves == [("champion", None, "1"), ("challenger", None, "2")]
 
     # the comparison notebook reads these runs and the registry back
     notebook = json.loads((REPO_ROOT / "notebooks" / "compare_runs.ipynb").read_text())

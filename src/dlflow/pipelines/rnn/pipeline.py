@@ -54,5 +54,5 @@ def create_pipeline(**kwargs) -> Pipeline:
         + word2vec.create_training_pipeline()
         + create_classifier_pipeline()
         + evaluation.create_pipeline("rnn", "rnn_test_predictions", "text_class_names", "rnn_training_history")
-        + registration.create_pipeline("rnn", "rnn_package", "rnn.scores")
+        + registration.create_pipeline("rnn", "rnn_package", "rnn.scores", predictions="rnn_test_predictions")
     )

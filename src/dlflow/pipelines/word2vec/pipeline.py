@@ -53,5 +53,5 @@ def create_pipeline(**kwargs) -> Pipeline:
         + create_training_pipeline()
         + evaluate
         + describe
-        + registration.create_pipeline("word2vec", "word2vec_package", "word2vec.scores")
+        + registration.create_pipeline("word2vec", "word2vec_package", "word2vec.scores", learning_curves=False)
     )
