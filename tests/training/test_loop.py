@@ -248,6 +248,25 @@ def test_mlflow_epoch_logger_logs_each_epoch_live(mlflow_sqlite):
         assert sorted(m.step for m in history) == [1, 2], name
 
 
+def test_a_resumed_run_logs_the_checkpointed_epoch_its_killed_process_had_not_logged(mlflow_sqlite, tmp_path):
+    class Killed(Exception):
+        pass
+
+    class KillAfterCheckpoint(Callback):  # dies between epoch 1's checkpoint and its MLflow points
+        def on_epoch_end(self, record, model):
+            raise Killed
+
+    config = TrainConfig(epochs=2, batch_size=64, checkpoint_dir=str(tmp_path / "checkpoints"), **FAST)
+    with mlflow.start_run() as run:
+        with pytest.raises(Killed):
+            fit(mlp(), TRAIN, VAL, config, callbacks=[KillAfterCheckpoint(), MlflowEpochLogger()])
+        assert MlflowClient().get_metric_history(run.info.run_id, "val_loss") == []
+        result = fit(mlp(), TRAIN, VAL, config, callbacks=[MlflowEpochLogger()])
+    assert result.resumed_from_epoch == 1
+    history = MlflowClient().get_metric_history(run.info.run_id, "val_loss")
+    assert [(m.step, m.value) for m in history] == [(r.epoch, pytest.approx(r.val_loss)) for r in result.history]
+
+
 def test_mlflow_epoch_logger_without_a_run_warns_once(caplog):
     assert mlflow.active_run() is None
     with caplog.at_level(logging.WARNING, logger="dlflow.training"):

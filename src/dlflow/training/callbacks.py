@@ -21,6 +21,9 @@ logger = logging.getLogger("dlflow.training")
 class Callback:
     """Base class: override the hooks you need; each one does nothing by default."""
 
+    def on_resume(self, history: list[EpochRecord]) -> None:
+        """When training resumes from a checkpoint, before ``on_train_start``: the epochs already done."""
+
     def on_train_start(self, config: TrainConfig, start_epoch: int) -> None:
         """Before the first epoch to run; ``start_epoch`` is the number of epochs already done (resume)."""
 
@@ -41,7 +44,25 @@ class MlflowEpochLogger(Callback):
         self.prefix = prefix
         self._warned = False
 
-    def on_epoch_end(self, record: EpochRecord, model: nn.Module) -> None:
+    def on_resume(self, history: list[EpochRecord]) -> None:
+        """Log the checkpointed epochs the run does not have yet.
+
+        A process killed after writing an epoch's checkpoint but before logging
+        it would otherwise leave that epoch out of the resumed run's curves.
+        """
+        import mlflow
+
+        run = mlflow.active_run()
+        if run is None or not history:
+            return
+        name = f"{self.prefix}val_loss"
+        logged = {m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, name)}
+        for record in history:
+            if record.epoch not in logged:
+                logger.info("logging epoch %d from the checkpoint: the interrupted run had not logged it", record.epoch)
+                self.on_epoch_end(record, None)
+
+    def on_epoch_end(self, record: EpochRecord, model: nn.Module | None) -> None:
         import mlflow
 
         if mlflow.active_run() is None:

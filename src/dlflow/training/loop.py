@@ -7,14 +7,21 @@ backward, (clip), step, schedule; then validate, keep the best weights, write
 a checkpoint, tell the callbacks. A run with ``checkpoint_dir`` set resumes
 from its last checkpoint and ends bit-identical (on CPU) to an uninterrupted run.
 
-Not distributed yet. For DistributedDataParallel: wrap the model after
-``model.to``, shard ``TensorDataset.batches`` by rank, all-reduce the epoch
-sums, and let only rank 0 write checkpoints and call the callbacks.
+With ``processes > 1`` it trains with DistributedDataParallel (see
+``training.distributed``): under ``torchrun`` every process calls ``fit`` and
+joins the launcher's process group; otherwise ``fit`` spawns the processes
+itself on this machine and returns rank 0's result. Every process draws the
+same global batches from the same seeded generator and trains on its slice of
+each (``batch_size`` stays the global batch size; DDP averages the gradients),
+the epoch sums are all-reduced, validation is sharded, and rank 0 alone writes
+checkpoints, logs and calls the callbacks (in spawn mode: in the calling
+process, as rank 0 reports each epoch).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import math
 import time
@@ -27,15 +34,18 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from dlflow.training import distributed
 from dlflow.training.callbacks import Callback
 from dlflow.training.checkpoint import LAST_CHECKPOINT, config_key, load_checkpoint, save_checkpoint
 from dlflow.training.data import TensorDataset
+from dlflow.training.distributed import World
 from dlflow.training.runtime import (
     configure_threads,
     rng_state,
     seed_everything,
     select_device,
     set_rng_state,
+    usable_cores,
 )
 
 logger = logging.getLogger("dlflow.training")
@@ -63,6 +73,11 @@ class TrainConfig:
     change the result, so they are not part of the checkpoint key.
     ``bucket_by_feature`` names the feature (e.g. sequence lengths) by which
     training batches are grouped, see ``TensorDataset.batches``.
+    ``processes > 1`` trains data-parallel (one GPU per process on CUDA, gloo on
+    CPU), ``batch_size`` being the global batch; it is part of the checkpoint
+    key (a run never resumes from a checkpoint of another process count).
+    ``num_threads`` is per process; ``None``: the machine's cores divided
+    among its processes.
     """
 
     epochs: int = 5
@@ -79,6 +94,7 @@ class TrainConfig:
     seed: int = 42
     deterministic: bool = True
     device: str = "auto"
+    processes: int = 1
     num_threads: int | None = None
     channels_last: bool = False
     bucket_by_feature: int | None = None
@@ -104,6 +120,7 @@ class TrainConfig:
                 "None or >= 1",
             ),
             ("device", self.device in DEVICES, f"one of {DEVICES}"),
+            ("processes", 1 <= self.processes <= self.batch_size, "in [1, batch_size] (each takes a slice of every batch)"),
             ("num_threads", self.num_threads is None or self.num_threads >= 1, "None or >= 1"),
             ("bucket_by_feature", self.bucket_by_feature is None or self.bucket_by_feature >= 0, "None or >= 0"),
         ]
@@ -205,20 +222,61 @@ def fit(
         loss_fn: ``(logits, targets) -> mean loss``; default cross-entropy with
             ``config.label_smoothing``.
         run_key: checkpoint sub-folder; default ``checkpoint.config_key(...)``.
+
+    With ``config.processes > 1``: under ``torchrun`` (``WORLD_SIZE`` set) or
+    in an initialised process group, every process calls ``fit`` and gets the
+    same result. Otherwise ``fit`` spawns the processes; ``model``, the data,
+    ``train_transform`` and ``loss_fn`` must then be picklable (no lambdas),
+    the callbacks run here, and on return ``model`` holds rank 0's weights.
     """
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"train and val must not be empty, got {len(train)} and {len(val)} samples")
-
-    # -- where and how to run
-    configure_threads(config.num_threads)
-    device = select_device(config.device)
-    seed_everything(config.seed, config.deterministic)
+    if len(train) < config.processes:
+        raise ValueError(f"{config.processes} processes need at least as many training samples, got {len(train)}")
     checkpoint_path = None
     if config.checkpoint_dir is not None:
         run_key = run_key or config_key(
             config, model, train, val, train_transform=train_transform, loss_fn=loss_fn
         )
         checkpoint_path = Path(config.checkpoint_dir) / run_key / LAST_CHECKPOINT
+    settings = dict(callbacks=callbacks, train_transform=train_transform, loss_fn=loss_fn, checkpoint_path=checkpoint_path)
+
+    launched = distributed.launcher_world_size()
+    if config.processes == 1:
+        if launched not in (None, 1):
+            raise ValueError(f"{launched} processes were launched (WORLD_SIZE) but TrainConfig.processes is 1")
+        return _fit(World(), model, train, val, config, **settings)
+    if launched is None and not torch.distributed.is_initialized():
+        return _fit_spawned(model, train, val, config, **settings)
+    world, created = distributed.join(select_device(config.device).type)
+    try:
+        if world.size != config.processes:
+            raise ValueError(f"TrainConfig.processes is {config.processes} but {world.size} processes were launched")
+        return _fit(world, model, train, val, config, **settings)
+    finally:
+        if created:
+            torch.distributed.destroy_process_group()
+
+
+def _fit(
+    world: World,
+    model: nn.Module,
+    train: TensorDataset,
+    val: TensorDataset,
+    config: TrainConfig,
+    *,
+    callbacks: Sequence[Callback],
+    train_transform: TrainTransform | None,
+    loss_fn: LossFn | None,
+    checkpoint_path: Path | None,
+) -> FitResult:
+    """The loop itself, run by every process of ``world``."""
+    # -- where and how to run
+    configure_threads(config.num_threads or max(1, usable_cores() // world.local_size))
+    device = world.device(select_device(config.device))
+    seed_everything(config.seed + world.rank, config.deterministic)
+    callbacks = callbacks if world.is_main else ()
+    log = logger.info if world.is_main else logger.debug
 
     # -- model, data, loss, optimizer, schedule, shuffling
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -229,30 +287,36 @@ def fit(
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
-    generator = torch.Generator().manual_seed(config.seed)  # batch order and augmentation
+    generator = torch.Generator().manual_seed(config.seed)  # batch order and augmentation, the same in every process
     progress = _Progress()
 
-    # -- resume from the last checkpoint, if any
-    checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path and config.resume else None
+    # -- resume from the last checkpoint, if any (read by rank 0, sent to the others)
+    checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path and config.resume and world.is_main else None
+    checkpoint = world.broadcast_object(checkpoint)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         generator.set_state(checkpoint["generator"])
-        set_rng_state(checkpoint["rng"])
+        set_rng_state(checkpoint["rank_rng"][world.rank] if world.size > 1 else checkpoint["rng"])
         progress = _progress_from_dict(checkpoint["progress"])
-        logger.info("resuming from %s after epoch %d", checkpoint_path, progress.epoch)
+        log("resuming from %s after epoch %d", checkpoint_path, progress.epoch)
     resumed_from_epoch = progress.epoch
+    net = world.wrap(model)  # DistributedDataParallel with several processes
+    val_part = TensorDataset(world.shard(val.features), *world.shard([val.targets]))
 
     remaining = range(0) if progress.stopped_early else range(progress.epoch + 1, config.epochs + 1)
     if remaining:
-        logger.info(
-            "training %s on %s: %d train / %d val samples, epochs %d-%d",
-            type(model).__name__, device, len(train), len(val), remaining[0], remaining[-1],
+        log(
+            "training %s on %s%s: %d train / %d val samples, epochs %d-%d",
+            type(model).__name__, device, f" x {world.size} processes" if world.size > 1 else "",
+            len(train), len(val), remaining[0], remaining[-1],
         )  # fmt: skip
     else:
-        logger.info("run already finished after epoch %d: nothing to train", progress.epoch)
+        log("run already finished after epoch %d: nothing to train", progress.epoch)
     for callback in callbacks:
+        if checkpoint is not None:
+            callback.on_resume(list(progress.history))
         callback.on_train_start(config, progress.epoch)
 
     for epoch in remaining:
@@ -265,17 +329,23 @@ def fit(
         batches = tqdm(
             train.batches(config.batch_size, shuffle=True, generator=generator, bucket_by=config.bucket_by_feature),
             total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-            disable=not config.progress, leave=False,
+            disable=not (config.progress and world.is_main), leave=False,
         )  # fmt: skip
         for step, (features, targets) in enumerate(batches, start=1):
             if train_transform is not None:
                 features = train_transform(features, generator)
+            if world.size > 1:  # this process's slice of the global batch, and its share of the mean loss
+                if len(targets) < world.size:
+                    continue  # a last batch too small to give every process a sample
+                global_size = len(targets)
+                *features, targets = world.shard((*features, targets))
+                share = len(targets) * world.size / global_size  # DDP divides the summed gradients by world.size
             if config.channels_last:
                 features = _channels_last(features)
-            logits = model(*features)
+            logits = net(*features)
             loss = loss_fn(logits, targets)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if world.size == 1 else loss * share).backward()
             if config.max_grad_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             lr = optimizer.param_groups[0]["lr"]
@@ -285,15 +355,18 @@ def fit(
             loss_sum += loss.detach() * len(targets)
             correct += (logits.argmax(dim=1) == targets).sum()
             seen += len(targets)
-            if config.progress and (step % 20 == 0 or step == steps_per_epoch):
+            if config.progress and world.is_main and (step % 20 == 0 or step == steps_per_epoch):
                 batches.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}")
-        train_loss, train_accuracy = loss_sum.item() / seen, correct.item() / seen  # waits for the device
+        loss_total, correct_total, seen = world.sum(loss_sum, correct, seen)  # waits for the device
+        train_loss, train_accuracy = loss_total / seen, correct_total / seen
         train_time = time.perf_counter() - started
 
-        # -- validate, record
-        val_loss, val_accuracy = evaluate(
-            model, val, loss_fn, batch_size=config.eval_batch_size, channels_last=config.channels_last
+        # -- validate (each process its part of ``val``), record
+        world.broadcast_buffers(model)
+        loss_total, correct_total = world.sum(
+            *_evaluation_sums(model, val_part, loss_fn, batch_size=config.eval_batch_size, channels_last=config.channels_last)
         )
+        val_loss, val_accuracy = loss_total / len(val), correct_total / len(val)
         record = EpochRecord(
             epoch=epoch,
             train_loss=train_loss,
@@ -306,13 +379,13 @@ def fit(
         )
         progress.history.append(record)
         progress.epoch = epoch
-        logger.info(
+        log(
             "epoch %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  lr %.2e  %.1f s  %.0f samples/s",
             epoch, config.epochs, train_loss, train_accuracy, val_loss, val_accuracy, lr,
             record.epoch_seconds, record.samples_per_second,
         )  # fmt: skip
 
-        # -- best weights and early stopping (on validation loss)
+        # -- best weights and early stopping (on validation loss, the same in every process)
         if val_loss < progress.best_val_loss:
             progress.best_val_loss, progress.best_epoch, progress.bad_epochs = val_loss, epoch, 0
             if config.early_stopping_patience is not None:
@@ -322,27 +395,31 @@ def fit(
             patience = config.early_stopping_patience
             progress.stopped_early = patience is not None and progress.bad_epochs >= patience
 
-        # -- checkpoint, then callbacks
+        # -- checkpoint (rank 0, with every process's RNG state), then callbacks
         if checkpoint_path is not None:
-            save_checkpoint(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                    "rng": rng_state(),
-                    "progress": _progress_to_dict(progress),
-                    "config": dataclasses.asdict(config),
-                },
-                checkpoint_path,
-            )
+            rng = world.gather_object(rng_state())
+            if world.is_main:
+                save_checkpoint(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "generator": generator.get_state(),
+                        "rng": rng[0],
+                        **({"rank_rng": rng} if world.size > 1 else {}),
+                        "progress": _progress_to_dict(progress),
+                        "config": dataclasses.asdict(config),
+                    },
+                    checkpoint_path,
+                )
         for callback in callbacks:
             callback.on_epoch_end(record, model)
         if progress.stopped_early:
-            logger.info("early stop after epoch %d; best epoch %d", epoch, progress.best_epoch)
+            log("early stop after epoch %d; best epoch %d", epoch, progress.best_epoch)
             break
 
     # -- hand back the best weights (early stopping) and the history
+    world.unwrap(model)
     if progress.best_weights is not None:
         model.load_state_dict(progress.best_weights)
     model.eval()
@@ -359,10 +436,103 @@ def fit(
     return result
 
 
+# --------------------------------------------------------------------------- spawned processes
+
+
+def _fit_spawned(
+    model: nn.Module,
+    train: TensorDataset,
+    val: TensorDataset,
+    config: TrainConfig,
+    *,
+    callbacks: Sequence[Callback],
+    train_transform: TrainTransform | None,
+    loss_fn: LossFn | None,
+    checkpoint_path: Path | None,
+) -> FitResult:
+    """Start ``config.processes`` workers on this machine; run the callbacks here as rank 0 reports."""
+
+    def on_message(kind: str, content: Any) -> None:
+        if kind == "resume":
+            for callback in callbacks:
+                callback.on_resume(content)
+        elif kind == "start":
+            for callback in callbacks:
+                callback.on_train_start(config, content)
+        elif kind == "epoch":
+            record, weights = content
+            model.load_state_dict(_from_bytes(weights))
+            for callback in callbacks:
+                callback.on_epoch_end(record, model)
+
+    device = select_device(config.device)
+    args = (model, train, val, config, bool(callbacks), train_transform, loss_fn, checkpoint_path)
+    final = distributed.spawn(_fit_worker, args, config.processes, device.type, on_message)
+    model.load_state_dict(_from_bytes(final["weights"]))
+    model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    model.eval()
+    history = final["history"]
+    result = FitResult(
+        model=model,
+        history=history,
+        best_epoch=final["best_epoch"],
+        stopped_early=final["stopped_early"],
+        resumed_from_epoch=final["resumed_from_epoch"],
+        train_seconds=sum(r.epoch_seconds for r in history),
+    )
+    for callback in callbacks:
+        callback.on_train_end(result)
+    return result
+
+
+def _fit_worker(
+    world: World,
+    send: distributed.Send | None,
+    model: nn.Module,
+    train: TensorDataset,
+    val: TensorDataset,
+    config: TrainConfig,
+    relay: bool,
+    train_transform: TrainTransform | None,
+    loss_fn: LossFn | None,
+    checkpoint_path: Path | None,
+) -> dict[str, Any] | None:
+    """One spawned process; rank 0 relays the callback events and returns the final state."""
+    callbacks = [_Relay(send)] if send is not None and relay else []
+    result = _fit(
+        world, model, train, val, config,
+        callbacks=callbacks, train_transform=train_transform, loss_fn=loss_fn, checkpoint_path=checkpoint_path,
+    )  # fmt: skip
+    if not world.is_main:
+        return None
+    return {
+        "weights": _to_bytes(result.model.state_dict()),
+        "history": result.history,
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "resumed_from_epoch": result.resumed_from_epoch,
+    }
+
+
+class _Relay(Callback):
+    """Rank 0's stand-in for the callbacks of a spawned run: sends each event to the calling process."""
+
+    def __init__(self, send: distributed.Send) -> None:
+        self.send = send
+
+    def on_resume(self, history: list[EpochRecord]) -> None:
+        self.send(("resume", history))
+
+    def on_train_start(self, config: TrainConfig, start_epoch: int) -> None:
+        self.send(("start", start_epoch))
+
+    def on_epoch_end(self, record: EpochRecord, model: nn.Module) -> None:
+        self.send(("epoch", (record, _to_bytes(model.state_dict()))))
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
-@torch.inference_mode()
 def evaluate(
     model: nn.Module,
     data: TensorDataset,
@@ -372,6 +542,15 @@ def evaluate(
     channels_last: bool = False,
 ) -> tuple[float, float]:
     """Mean loss and accuracy of ``model`` on ``data`` (already on the model's device), in eval mode."""
+    loss_sum, correct = _evaluation_sums(model, data, loss_fn, batch_size=batch_size, channels_last=channels_last)
+    return loss_sum.item() / len(data), correct.item() / len(data)
+
+
+@torch.inference_mode()
+def _evaluation_sums(
+    model: nn.Module, data: TensorDataset, loss_fn: LossFn, *, batch_size: int, channels_last: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed loss and number of correct predictions (tensors on the data's device), in eval mode."""
     model.eval()
     loss_sum = torch.zeros((), device=data.targets.device)
     correct = torch.zeros((), device=data.targets.device, dtype=torch.long)
@@ -381,7 +560,7 @@ def evaluate(
         logits = model(*features)
         loss_sum += loss_fn(logits, targets) * len(targets)
         correct += (logits.argmax(dim=1) == targets).sum()
-    return loss_sum.item() / len(data), correct.item() / len(data)
+    return loss_sum, correct
 
 
 @torch.inference_mode()
@@ -418,6 +597,16 @@ def predict(
 def _channels_last(features: Features) -> Features:
     """4-D (image) features in channels-last memory format; other features unchanged."""
     return tuple(f.contiguous(memory_format=torch.channels_last) if f.dim() == 4 else f for f in features)
+
+
+def _to_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _from_bytes(data: bytes) -> dict[str, torch.Tensor]:
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
 def _progress_to_dict(progress: _Progress) -> dict[str, Any]:
