@@ -37,7 +37,7 @@ def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
     def first_epoch_done() -> bool:
         """Epoch 1 is checkpointed and its metrics are in MLflow (the loop checkpoints first)."""
         experiment = client.get_experiment_by_name("dlflow")
-        if not list(checkpoints.glob("*/last.pt")) or experiment is None:
+        if not list(checkpoints.glob("*/*/last.pt")) or experiment is None:  # <run id>/<config key>/
             return False
         runs = client.search_runs([experiment.experiment_id])
         return bool(runs) and bool(client.get_metric_history(runs[0].info.run_id, "train_loss"))

@@ -21,6 +21,7 @@ from dlflow.evaluation import plot_misclassified
 from dlflow.lineage import table_digest
 from dlflow.models import build_cnn, hflip, random_hflip
 from dlflow.models.pixel_classifier import PixelClassifier
+from dlflow.resume import run_checkpoint_dir
 from dlflow.training import MlflowEpochLogger, TensorDataset, TrainConfig, fit, predict, seed_everything
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def train_cnn(
         model,
         _tensors(train_split, normalisation),
         _tensors(val_split, normalisation),
-        TrainConfig(**cnn.training.model_dump()),
+        TrainConfig(**cnn.training.model_dump() | {"checkpoint_dir": run_checkpoint_dir(cnn.training.checkpoint_dir)}),
         callbacks=[MlflowEpochLogger()],
         train_transform=random_hflip if cnn.augmentation.horizontal_flip else None,
     )

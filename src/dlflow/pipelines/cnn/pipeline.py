@@ -19,14 +19,15 @@ def create_training_pipeline() -> Pipeline:
     """Preprocessing, training and prediction on the test images."""
     return pipeline(
         [
-            node(split_train_validation, ["image_train_intermediate", "params:cnn"], ["cnn_train_split", "cnn_val_split"], name="split_train_validation"),
-            node(select_test_images, ["image_test_intermediate", "params:cnn"], "cnn_test_split", name="select_test_images"),
-            node(compute_normalisation, "cnn_train_split", "cnn_normalisation", name="compute_normalisation"),
+            node(split_train_validation, ["image_train_intermediate", "params:cnn"], ["cnn_train_split", "cnn_val_split"], name="split_train_validation", tags="preprocessing"),
+            node(select_test_images, ["image_test_intermediate", "params:cnn"], "cnn_test_split", name="select_test_images", tags="preprocessing"),
+            node(compute_normalisation, "cnn_train_split", "cnn_normalisation", name="compute_normalisation", tags="preprocessing"),
             node(
                 train_cnn,
                 ["cnn_train_split", "cnn_val_split", "cnn_normalisation", "image_class_names", "params:cnn"],
                 ["cnn_model", "cnn_training_history"],
                 name="train_cnn",
+                tags="training",  # add `training` to cache.tags to skip it when unchanged
             ),
             node(predict_cnn, ["cnn_model", "cnn_test_split", "cnn_normalisation", "params:cnn"], "cnn_test_predictions", name="predict_cnn"),
             node(
@@ -45,5 +46,5 @@ def create_pipeline(**kwargs) -> Pipeline:
         ingestion.create_pipeline()
         + create_training_pipeline()
         + evaluation.create_pipeline("cnn", "cnn_test_predictions", "image_class_names", "cnn_training_history")
-        + registration.create_pipeline("cnn", "cnn_package", "cnn.scores")
+        + registration.create_pipeline("cnn", "cnn_package", "cnn.scores", predictions="cnn_test_predictions")
     )

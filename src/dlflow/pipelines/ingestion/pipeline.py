@@ -29,5 +29,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["image_data_summary", "image_class_distribution_plot"],
                 name="summarise_image_data",
             ),
-        ]
+        ],
+        tags="ingestion",  # skipped when unchanged (dlflow.runner)
     )

@@ -22,6 +22,7 @@ from dlflow.config import RnnParams, parse
 from dlflow.lineage import table_digest
 from dlflow.models.naive_bayes import build_naive_bayes
 from dlflow.models.rnn import SentenceRNN
+from dlflow.resume import run_checkpoint_dir
 from dlflow.serving.sentence_classifier import SentenceClassifierModel
 from dlflow.text import PAD_ID, Vocabulary
 from dlflow.text.sequences import encode_sentences
@@ -104,7 +105,7 @@ def cross_validate_rnn(
     """
     rnn: RnnParams = parse("rnn", params)
     folds = encoded["folds"]
-    config = TrainConfig(**rnn.training.model_dump())
+    config = TrainConfig(**rnn.training.model_dump() | {"checkpoint_dir": run_checkpoint_dir(rnn.training.checkpoint_dir)})
     predictions, accuracies = [], {}
     chosen_model, chosen_history = None, []
     for fold in _folds_to_run(rnn, folds):

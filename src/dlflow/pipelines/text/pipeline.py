@@ -16,5 +16,6 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="build_text_corpus",
             ),
             node(build_vocabulary, ["text_corpus", "params:text"], "text_vocabulary", name="build_vocabulary"),
-        ]
+        ],
+        tags="preprocessing",  # skipped when unchanged (dlflow.runner)
     )

@@ -1,0 +1,67 @@
+"""kedro-datasets file datasets that save atomically: a temporary sibling, then a rename.
+
+A crash (or ``kill -9``) in the middle of a save leaves the previous file, or no
+file, never a truncated one that a later run would load or that the node cache
+(``dlflow.runner``) would vouch for; a reader running at the same time sees the
+old file or the new one. Use them in the catalog like the originals:
+``type: dlflow.io.atomic.ParquetDataset``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from kedro.io.core import get_filepath_str
+from kedro_datasets.json import JSONDataset as _JSONDataset
+from kedro_datasets.matplotlib import MatplotlibDataset as _MatplotlibDataset
+from kedro_datasets.pandas import ParquetDataset as _ParquetDataset
+from kedro_datasets.pickle import PickleDataset as _PickleDataset
+
+
+class AtomicSave:
+    """Mixin for a kedro-datasets file dataset: ``save`` writes to a hidden sibling, then renames it."""
+
+    _staging: PurePosixPath | None = None
+
+    def _get_save_path(self) -> PurePosixPath:
+        return self._staging if self._staging is not None else super()._get_save_path()
+
+    def save(self, data: Any) -> None:
+        if getattr(self, "_protocol", "file") != "file":  # object stores write whole objects anyway
+            return super().save(data)
+        final = super()._get_save_path()
+        target = Path(get_filepath_str(final, self._protocol))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self._staging = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.partial")
+        staging = Path(get_filepath_str(self._staging, self._protocol))
+        try:
+            super().save(data)
+            if staging.is_dir() and target.is_dir():  # a folder of plots: replaced as a whole
+                shutil.rmtree(target)
+            os.replace(staging, target)
+        finally:
+            self._staging = None
+            if staging.is_dir():
+                shutil.rmtree(staging, ignore_errors=True)
+            else:
+                staging.unlink(missing_ok=True)
+
+
+class ParquetDataset(AtomicSave, _ParquetDataset):
+    """``pandas.ParquetDataset``, saved atomically."""
+
+
+class JSONDataset(AtomicSave, _JSONDataset):
+    """``json.JSONDataset``, saved atomically."""
+
+
+class MatplotlibDataset(AtomicSave, _MatplotlibDataset):
+    """``matplotlib.MatplotlibDataset``, saved atomically."""
+
+
+class PickleDataset(AtomicSave, _PickleDataset):
+    """``pickle.PickleDataset``, saved atomically."""
