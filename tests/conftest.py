@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,24 @@ def data_mirror() -> Path:
     return MIRROR
 
 
+def copy_project(destination: Path) -> Path:
+    """A runnable copy of the project at ``destination``: its conf (without conf/local) and pyproject.
+
+    The ``dlflow`` package itself is the installed one. Returns ``destination``.
+    """
+    shutil.copytree(REPO_ROOT / "conf", destination / "conf", ignore=shutil.ignore_patterns("local"))
+    (destination / "conf" / "local").mkdir()
+    (destination / "src").mkdir()
+    shutil.copy(REPO_ROOT / "pyproject.toml", destination / "pyproject.toml")
+    (destination / ".telemetry").write_text("consent: false\n")
+    return destination
+
+
+def kedro_run_command(pipeline: str, *options: str) -> list[str]:
+    """``kedro run --pipeline <pipeline> --env test [options]`` as an argument list for a subprocess."""
+    return [sys.executable, "-m", "kedro", "run", "--pipeline", pipeline, "--env", "test", *options]
+
+
 @pytest.fixture
 def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_mirror: Path) -> Path:
     """A copy of the project's conf in ``tmp_path``, with its own data folder and MLflow store.
@@ -33,12 +52,7 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_mirror: 
     """
     from kedro.framework.startup import bootstrap_project
 
-    project = tmp_path / "project"
-    shutil.copytree(REPO_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-    (project / "conf" / "local").mkdir()
-    (project / "src").mkdir()
-    shutil.copy(REPO_ROOT / "pyproject.toml", project / "pyproject.toml")
-    (project / ".telemetry").write_text("consent: false\n")
+    project = copy_project(tmp_path / "project")
     monkeypatch.chdir(project)
     import mlflow
 
@@ -51,9 +65,12 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_mirror: 
     return project
 
 
-def run_pipeline(name: str, *, project: Path | None = None, env: str = "test", **overrides) -> None:
-    """``kedro run --pipeline <name> --env <env> --params <overrides>`` (dotted keys, as on the CLI)."""
+def run_pipeline(name: str, *, project: Path | None = None, env: str = "test", tags: list[str] | None = None, **overrides) -> None:
+    """``kedro run --pipeline <name> --env <env> [--tags ...] --params <overrides>`` (dotted keys, as on the CLI),
+    with the runner ``kedro run`` uses by default (``dlflow.cli``)."""
     from kedro.framework.session import KedroSession
+
+    from dlflow.runner import SkipUnchangedRunner
 
     runtime_params: dict = {}
     for dotted, value in overrides.items():
@@ -63,4 +80,4 @@ def run_pipeline(name: str, *, project: Path | None = None, env: str = "test", *
             target = target.setdefault(key, {})
         target[leaf] = value
     with KedroSession.create(project_path=project or Path.cwd(), env=env, runtime_params=runtime_params) as session:
-        session.run(pipeline_names=[name])
+        session.run(pipeline_names=[name], tags=tags, runner=SkipUnchangedRunner())

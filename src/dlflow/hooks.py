@@ -7,16 +7,22 @@ it does not record the git commit or the input data sets, which these add.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
 from kedro.framework.hooks import hook_impl
+from kedro.io import MemoryDataset
 
 from dlflow.config import validate_parameters
 from dlflow.lineage import git_state, table_digest
 from dlflow.manifest import build_manifest
 from dlflow.resume import KEY_TAG, find_interrupted_run, owner_tags, resume_key
+from dlflow.tracking import check_tracking_server, ensure_experiment
+from dlflow.training.distributed import launcher_rank
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +36,46 @@ class ParameterValidationHook:
     @hook_impl
     def after_context_created(self, context) -> None:
         validate_parameters(context.params)
+
+
+class TrackingStoreHook:
+    """Before kedro-mlflow touches the tracking store (``tryfirst``):
+
+    * fails in seconds, naming the URI, when a tracking server does not answer
+      (MLflow's client would retry for minutes);
+    * creates the experiment in a way that tolerates several runs starting at
+      once (kedro-mlflow's own get-or-create races on a fresh store).
+    """
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context) -> None:
+        if launcher_rank() > 0:
+            _silence_secondary_rank()
+        config = context.config_loader["mlflow"]
+        uri = config["server"]["mlflow_tracking_uri"]
+        check_tracking_server(uri)
+        experiment = config["tracking"]["experiment"]
+        artifact_location = (experiment.get("create_experiment_kwargs") or {}).get("artifact_location")
+        ensure_experiment(uri, experiment["name"], artifact_location)
+
+
+def _silence_secondary_rank() -> None:
+    """Under ``torchrun``, rank 0 alone tracks: the other ranks log to a throw-away store."""
+    store = Path(tempfile.mkdtemp(prefix=f"dlflow-rank{launcher_rank()}-")) / "mlflow.db"
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
+    logger.info("torchrun rank %d: MLflow tracking goes to a throw-away store (%s); rank 0 tracks the run", launcher_rank(), store)
+
+
+class SecondaryRankOutputsHook:
+    """Under ``torchrun``, rank 0 alone writes outputs: on the other ranks every data set
+    the pipeline produces is kept in memory (each rank still computes what it needs)."""
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline, catalog) -> None:
+        if launcher_rank() == 0:
+            return
+        for name in pipeline.all_outputs():
+            catalog[name] = MemoryDataset(copy_mode="assign")
 
 
 class ResumeRunHook:

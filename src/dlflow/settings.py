@@ -13,15 +13,23 @@ from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
-from dlflow.hooks import LineageHook, ParameterValidationHook, ResumeRunHook
+from dlflow.hooks import (
+    LineageHook,
+    ParameterValidationHook,
+    ResumeRunHook,
+    SecondaryRankOutputsHook,
+    TrackingStoreHook,
+)
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
 
 def _project_root() -> Path:
-    """The folder holding ``pyproject.toml``: the source tree's, else the working directory."""
-    source_root = Path(__file__).resolve().parents[2]
-    return source_root if (source_root / "pyproject.toml").is_file() else Path.cwd()
+    """The Kedro project being run: the working directory when it holds a ``pyproject.toml``
+    (``kedro run`` starts there), else the source tree's root."""
+    if (Path.cwd() / "pyproject.toml").is_file():
+        return Path.cwd()
+    return Path(__file__).resolve().parents[2]
 
 
 def tracking_uri() -> str:
@@ -38,7 +46,7 @@ def artifact_location() -> str | None:
     return str(Path(uri.removeprefix("sqlite:///")).parent / "artifacts")
 
 
-HOOKS = (ParameterValidationHook(), ResumeRunHook(), LineageHook())
+HOOKS = (ParameterValidationHook(), TrackingStoreHook(), SecondaryRankOutputsHook(), ResumeRunHook(), LineageHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

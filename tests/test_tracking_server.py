@@ -1,0 +1,221 @@
+"""The team tracking server: a real ``mlflow server`` on a real PostgreSQL, on loopback.
+
+PostgreSQL comes from ``.ci/postgres.sh`` (CI exports ``DLFLOW_TEST_POSTGRES_URI``;
+without it this module runs the script, which starts a private cluster when
+Debian's PostgreSQL is installed). Each module run gets a fresh database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from dlflow.registry import alias_history, gate_steps, target_aliases
+from tests.conftest import REPO_ROOT, copy_project, kedro_run_command
+
+pytestmark = pytest.mark.e2e
+CONCURRENT_RUNS = 8
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_database() -> str:
+    """A fresh, empty database on the test PostgreSQL server; dropped afterwards."""
+    import psycopg
+
+    admin_uri = os.environ.get("DLFLOW_TEST_POSTGRES_URI")
+    if not admin_uri:
+        started = subprocess.run(["bash", str(REPO_ROOT / ".ci" / "postgres.sh")], capture_output=True, text=True)
+        if started.returncode != 0:
+            pytest.fail(
+                "no PostgreSQL for the tracking-server tests: run `export DLFLOW_TEST_POSTGRES_URI=$(bash .ci/postgres.sh)` "
+                f"(needs Debian's postgresql package).\n{started.stderr[-2000:]}"
+            )
+        admin_uri = started.stdout.strip()
+    name = f"mlflow_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_uri, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    yield admin_uri.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin_uri, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(postgres_database: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``mlflow server`` on PostgreSQL with artifact serving, on 127.0.0.1; yields its URI."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
+    server = subprocess.Popen(
+        [
+            "mlflow", "server",
+            "--backend-store-uri", postgres_database,
+            "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+        ],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def _run_env(tracking_uri: str, data_mirror: Path) -> dict[str, str]:
+    return os.environ | {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "DLFLOW_DATA_MIRROR": str(data_mirror),
+        "KEDRO_DISABLE_TELEMETRY": "true",
+    }
+
+
+def _start(project: Path, tracking_uri: str, data_mirror: Path, *options: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        kedro_run_command("cnn", *options),
+        cwd=project,
+        env=_run_env(tracking_uri, data_mirror),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _finish(process: subprocess.Popen, timeout: float = 600) -> str:
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output[-4000:]
+    return output
+
+
+def _artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    found = set()
+    for item in client.list_artifacts(run_id, path):
+        found |= _artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return found
+
+
+def _only_run(client: MlflowClient) -> object:
+    experiment = client.get_experiment_by_name("dlflow")
+    (run,) = client.search_runs([experiment.experiment_id])
+    return run
+
+
+def test_a_pipeline_run_records_on_the_server_what_the_embedded_store_records(mlflow_server, tmp_path, data_mirror):
+    model = f"dlflow-cnn-server-{uuid.uuid4().hex[:6]}"
+    options = ("--params", f"cnn.registration.model_name={model}")
+    embedded_uri = f"sqlite:///{tmp_path / 'embedded' / 'mlflow.db'}"
+    (tmp_path / "embedded").mkdir()
+    on_server = _start(copy_project(tmp_path / "server-project"), mlflow_server, data_mirror, *options)
+    embedded = _start(copy_project(tmp_path / "embedded-project"), embedded_uri, data_mirror, *options)
+    _finish(on_server)
+    _finish(embedded)
+
+    server, local = MlflowClient(mlflow_server), MlflowClient(embedded_uri)
+    server_run, local_run = _only_run(server), _only_run(local)
+    assert server_run.info.status == local_run.info.status == "FINISHED"
+    assert server_run.info.artifact_uri.startswith("mlflow-artifacts:/")  # stored through the server, not a local path
+    assert set(server_run.data.params) == set(local_run.data.params)
+    assert set(server_run.data.metrics) == set(local_run.data.metrics)
+    assert server_run.data.params == local_run.data.params
+    history = [m.step for m in server.get_metric_history(server_run.info.run_id, "val_loss")]
+    assert history == [1, 2]
+    server_artifacts = _artifact_paths(server, server_run.info.run_id)
+    assert server_artifacts == _artifact_paths(local, local_run.info.run_id)
+    assert {"evaluation/metrics.json", "manifest.json"} <= server_artifacts
+
+    # Artifacts come back through the server's artifact proxy.
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_server)
+    metrics_file = mlflow.artifacts.download_artifacts(
+        run_id=server_run.info.run_id, artifact_path="evaluation/metrics.json", dst_path=str(tmp_path / "download")
+    )
+    assert Path(metrics_file).read_bytes() == (tmp_path / "server-project/data/08_reporting/cnn/metrics.json").read_bytes()
+
+    version = server.get_model_version_by_alias(model, "champion")
+    assert version.version == "1" and version.run_id == server_run.info.run_id
+    tag_kinds = lambda tags: {key.split(".")[0] for key in tags}  # noqa: E731 - audit keys carry a timestamp
+    assert tag_kinds(version.tags) == tag_kinds(local.get_model_version_by_alias(model, "champion").tags)
+    served = mlflow.pyfunc.load_model(f"models:/{model}@champion")  # the model's files, through the server
+    assert served.metadata.run_id == server_run.info.run_id
+
+
+def test_eight_runs_at_once_all_finish_with_a_consistent_registry(mlflow_server, tmp_path, data_mirror):
+    model = f"dlflow-cnn-concurrent-{uuid.uuid4().hex[:6]}"
+    experiment = f"concurrent-{uuid.uuid4().hex[:6]}"
+    client = MlflowClient(mlflow_server)
+    experiment_id = client.create_experiment(experiment)
+    # Eight engineers or scheduled jobs, each with their own checkout, one tracking server.
+    runs = [
+        _start(
+            copy_project(tmp_path / f"project-{index}"), mlflow_server, data_mirror,
+            "--params", f"cnn.registration.model_name={model},cnn.training.seed={index}",
+        )
+        for index in range(CONCURRENT_RUNS)
+    ]  # fmt: skip
+    for run in runs:
+        # Each project logs to the `dlflow` experiment; `experiment` only proves the server took other writes meanwhile.
+        client.log_metric(client.create_run(experiment_id).info.run_id, "heartbeat", 1.0)
+        _finish(run)
+
+    finished = client.search_runs(
+        [client.get_experiment_by_name("dlflow").experiment_id],
+        filter_string=f"tags.registered_model = '{model}'",
+    )
+    assert len(finished) == CONCURRENT_RUNS
+    for run in finished:
+        assert run.info.status == "FINISHED"
+        assert "test_accuracy" in run.data.metrics
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1, 2]
+        assert "evaluation/metrics.json" in _artifact_paths(client, run.info.run_id)
+
+    versions = client.search_model_versions(f"name = '{model}'")
+    assert sorted(int(v.version) for v in versions) == list(range(1, CONCURRENT_RUNS + 1))
+    assert {v.run_id for v in versions} == {run.info.run_id for run in finished}
+    aliases = {alias: str(version) for alias, version in client.get_registered_model(model).aliases.items()}
+    assert "champion" in aliases  # one holder by construction; the right one:
+    assert aliases == target_aliases(gate_steps(client, model))  # what the rules give, in version order
+    final = {}
+    for move in alias_history(client, model):
+        final[move.alias] = move.to_version
+    assert final == aliases  # the audit trail ends where the registry is
+
+
+def test_an_unreachable_tracking_server_stops_the_run_before_any_work(tmp_path, data_mirror):
+    project = copy_project(tmp_path / "project")
+    uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    started = time.monotonic()
+    result = subprocess.run(
+        kedro_run_command("cnn"), cwd=project, env=_run_env(uri, data_mirror), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    message = " ".join((result.stdout + result.stderr).split())
+    assert f"The MLflow tracking server at {uri} is unreachable" in message
+    assert time.monotonic() - started < 60  # MLflow's own client would retry for minutes
+    assert not (project / "data").exists() or not any(p.is_file() for p in (project / "data").rglob("*"))
