@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ast
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from kedro.framework.startup import bootstrap_project
 from kedro.io import MemoryDataset
 from kedro_airflow.plugin import commands as kedro_airflow_commands
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, copy_project
 
 TEMPLATE = REPO_ROOT / "airflow" / "dag_template.j2"
 GENERATE = REPO_ROOT / "airflow" / "generate_dags.sh"
@@ -32,14 +31,7 @@ ENV = "test"
 
 
 def _copy_project(root: Path) -> Path:
-    """The project's conf and pyproject in ``root`` (as tests/conftest.py's ``kedro_project``)."""
-    project = root / "project"
-    shutil.copytree(REPO_ROOT / "conf", project / "conf", ignore=shutil.ignore_patterns("local"))
-    (project / "conf" / "local").mkdir()
-    (project / "src").mkdir()
-    shutil.copy(REPO_ROOT / "pyproject.toml", project / "pyproject.toml")
-    (project / ".telemetry").write_text("consent: false\n")
-    return project
+    return copy_project(root / "project")
 
 
 def _create_dags(project: Path, target: Path, *options: str) -> None:

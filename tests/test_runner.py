@@ -79,12 +79,18 @@ def _ran(caplog) -> list[str]:
     return ran
 
 
-def test_only_what_changed_reruns(probe_modules, tmp_path, caplog):
-    folder, probe = probe_modules
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "raw.json").write_text("[1, 2, 3]")
+@pytest.fixture
+def data(tmp_path, caplog):
+    """The data folder of a first run: ``raw.json`` holds [1, 2, 3]; INFO logs are captured."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "raw.json").write_text("[1, 2, 3]")
     caplog.set_level("INFO")
+    return folder
+
+
+def test_only_what_changed_reruns(probe_modules, data, caplog):
+    folder, probe = probe_modules
     runner = SkipUnchangedRunner()
 
     runner.run(_pipeline(probe), _catalog(data))
@@ -114,12 +120,8 @@ def test_only_what_changed_reruns(probe_modules, tmp_path, caplog):
     assert json.loads((data / "summary.json").read_text()) == {"total": 13}
 
 
-def test_a_missing_or_edited_output_is_rebuilt_and_the_cache_can_be_switched_off(probe_modules, tmp_path, caplog):
+def test_a_missing_or_edited_output_is_rebuilt_and_the_cache_can_be_switched_off(probe_modules, data, caplog):
     _, probe = probe_modules
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "raw.json").write_text("[1, 2, 3]")
-    caplog.set_level("INFO")
     runner = SkipUnchangedRunner()
     runner.run(_pipeline(probe), _catalog(data))
     _ran(caplog)

@@ -7,7 +7,6 @@ it) and points each test at that project and its MLflow store.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import mlflow.tracking._tracking_service.utils as mlflow_tracking
@@ -20,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from dlflow.ingest.idx import read_idx, write_idx
 from dlflow.io import ImagesFileDataset, SentencesFileDataset
-from tests.conftest import REPO_ROOT, run_pipeline
+from tests.conftest import copy_project, run_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -54,10 +53,7 @@ def _use_project(patch: pytest.MonkeyPatch, root: Path, mirror: Path) -> Path:
 def _build_registered_project(tmp_path_factory: pytest.TempPathFactory, mirror: Path) -> Path:
     if "root" not in _built:
         root = tmp_path_factory.mktemp("registered")
-        shutil.copytree(REPO_ROOT / "conf", root / "project" / "conf", ignore=shutil.ignore_patterns("local"))
-        (root / "project" / "conf" / "local").mkdir()
-        (root / "project" / "src").mkdir()
-        shutil.copy(REPO_ROOT / "pyproject.toml", root / "project" / "pyproject.toml")
+        copy_project(root / "project")
         (root / "mlruns").mkdir()
         with pytest.MonkeyPatch.context() as patch:
             _use_project(patch, root, mirror)
