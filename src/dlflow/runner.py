@@ -21,6 +21,7 @@ from itertools import chain
 from pathlib import Path
 
 import mlflow
+from kedro.io.core import DatasetNotFoundError
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 from kedro.runner import SequentialRunner
@@ -73,7 +74,7 @@ class SkipUnchangedRunner(SequentialRunner):
     def _settings(catalog) -> CacheParams:
         try:
             raw = catalog.load("params:cache")
-        except Exception:  # no `cache` block in the parameters: the defaults
+        except DatasetNotFoundError:  # no `cache` block in the parameters: the defaults
             raw = {}
         return parse("cache", raw)
 
