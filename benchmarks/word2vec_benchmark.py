@@ -4,18 +4,27 @@ Corpus: MR sentence polarity (rt-polarity, Latin-1) + NLTK movie_reviews + the
 Brown corpus with its POS tags stripped: about 2.9 M tokens, lower-cased,
 split on white space, one sentence a line. Settings: dim 100, window 5,
 negative 5, min_count 5, sample 1e-3, 5 epochs, 2 threads, for CBOW and
-skip-gram. For each mode gensim and dlflow train back to back (so both see
-the same machine load), then the same evaluator (``dlflow.evaluation.word_vectors``,
+skip-gram. For each mode the engines train back to back (so all see the same
+machine load), then the same evaluator (``dlflow.evaluation.word_vectors``,
 which reproduces gensim's ``evaluate_word_analogies`` / ``evaluate_word_pairs``)
-scores both sets of vectors.
+scores every set of vectors. Every engine runs once per seed (three by
+default: one run's analogy accuracy moves by a point from seed to seed, for
+gensim as for dlflow) and the table shows the means. Engines:
+
+``gensim``         gensim's ``Word2Vec`` (Cython), ``workers=threads``
+``dlflow``         dlflow's default on CPU: the compiled kernel, ``threads`` lock-free threads
+``deterministic``  the same with ``deterministic=True``: one thread, bit-identical vectors for a seed
+``torch``          dlflow's tensor engine (the default on CUDA), on the CPU
 
     python benchmarks/word2vec_benchmark.py                       # both modes, 5 epochs
-    python benchmarks/word2vec_benchmark.py --modes cbow --epochs 1
+    python benchmarks/word2vec_benchmark.py --modes cbow --engines gensim dlflow --epochs 1
 
-words/s is corpus words (in-vocabulary tokens, the same count for both) times
-epochs divided by the wall seconds of training (gensim: ``train()`` only, its
-vocabulary scan excluded; dlflow: ``train_word2vec`` including its set-up).
-The table goes to stdout and ``benchmarks/results/word2vec_benchmark.json``.
+words/s is counted the same way for every engine: raw corpus tokens (out-of-
+vocabulary ones included) times epochs, divided by the wall seconds of
+training (gensim: ``train()`` only, its vocabulary scan excluded; dlflow:
+``train_word2vec`` from its first job to its last, its one-time kernel
+compilation reported apart). The CPU model, the table and the ratios go to
+stdout and ``benchmarks/results/word2vec_benchmark.json``.
 """
 
 from __future__ import annotations
@@ -24,8 +33,6 @@ import argparse
 import json
 import logging
 import os
-import platform
-import sys
 import time
 import zipfile
 from collections import Counter
@@ -33,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from harness import describe_machine, print_machine
 
 from dlflow.evaluation.word_vectors import analogy_accuracy, similarity_spearman
 from dlflow.training.word2vec import Word2VecConfig, train_word2vec
@@ -104,14 +113,15 @@ def run_gensim(sentences, words, n_words, mode, args) -> tuple[np.ndarray, float
     return vectors, seconds
 
 
-def run_dlflow(ids, offsets, counts, mode, args) -> tuple[np.ndarray, float]:
+def run_dlflow(ids, offsets, counts, tokens, mode, args, engine) -> tuple[np.ndarray, float, float]:
     config = Word2VecConfig(
         mode=mode, dim=args.dim, window=args.window, negative=args.negative, sample=args.sample,
         epochs=args.epochs, threads=args.threads, seed=args.seed, device="cpu",
+        engine="torch" if engine == "torch" else "kernel", deterministic=engine == "deterministic",
         **({"batch_words": args.batch_words} if args.batch_words else {}),
     )  # fmt: skip
-    result = train_word2vec(ids, offsets, counts, config, progress=args.progress)
-    return result.input_vectors, result.seconds
+    result = train_word2vec(ids, offsets, counts, config, corpus_tokens=tokens, progress=args.progress)
+    return result.input_vectors, result.seconds, result.compile_seconds
 
 
 def main() -> None:
@@ -119,7 +129,10 @@ def main() -> None:
     mirror = Path(os.environ.get("DLFLOW_DATA_MIRROR", ROOT.parent / "shared" / "data"))
     parser.add_argument("--data", type=Path, default=mirror)
     parser.add_argument("--modes", nargs="+", default=["cbow", "skipgram"], choices=["cbow", "skipgram"])
-    parser.add_argument("--engines", nargs="+", default=["gensim", "dlflow"], choices=["gensim", "dlflow"])
+    parser.add_argument(
+        "--engines", nargs="+", default=["gensim", "dlflow", "deterministic", "torch"],
+        choices=["gensim", "dlflow", "deterministic", "torch"],
+    )  # fmt: skip
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--window", type=int, default=5)
@@ -127,7 +140,7 @@ def main() -> None:
     parser.add_argument("--min-count", type=int, default=5)
     parser.add_argument("--sample", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="one run per seed; means are reported")
     parser.add_argument("--batch-words", type=int, default=None)
     parser.add_argument("--progress", action="store_true", help="draw dlflow's progress bar")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "word2vec_benchmark.json")
@@ -139,8 +152,12 @@ def main() -> None:
     words, counts = build_vocabulary(sentences, args.min_count)
     ids, offsets = encode(sentences, words)
     n_words = len(ids)
+    tokens = sum(map(len, sentences))
+    machine = describe_machine()
+    print_machine(machine)
+    print(f"{args.threads} threads; numba kernel; torch {torch.__version__} (Word2Vec trains in float32)")
     print(
-        f"corpus: {len(sentences):,} sentences, {sum(map(len, sentences)):,} tokens, "
+        f"corpus: {len(sentences):,} sentences, {tokens:,} tokens, "
         f"{n_words:,} in a vocabulary of {len(words):,} (min_count {args.min_count}); "
         f"read in {time.perf_counter() - started:.1f} s",
         flush=True,
@@ -149,20 +166,33 @@ def main() -> None:
     rows = []
     for mode in args.modes:
         row: dict[str, object] = {"mode": mode}
+        runs: dict[str, list[dict]] = {engine: [] for engine in args.engines}
+        for seed in args.seeds:  # engines back to back for each seed: both see the same machine load
+            for engine in args.engines:
+                settings = argparse.Namespace(**{**vars(args), "seed": seed})
+                compile_seconds = 0.0
+                if engine == "gensim":
+                    vectors, seconds = run_gensim(sentences, words, n_words, mode, settings)
+                else:
+                    vectors, seconds, compile_seconds = run_dlflow(ids, offsets, counts, tokens, mode, settings, engine)
+                scores = evaluate(words, vectors, bench)
+                runs[engine].append({
+                    "seed": seed, "words_per_second": tokens * args.epochs / seconds, "seconds": seconds,
+                    "compile_seconds": compile_seconds, **scores,
+                })  # fmt: skip
+                print(f"  {mode:8s} {engine:13s} seed {seed}: {seconds:6.1f} s  {runs[engine][-1]}", flush=True)
+        for engine, found in runs.items():  # the mean over the seeds
+            row[engine] = {key: float(np.mean([r[key] for r in found])) for key in found[0] if key != "seed"}
+            row[engine]["runs"] = found
         for engine in args.engines:
-            if engine == "gensim":
-                vectors, seconds = run_gensim(sentences, words, n_words, mode, args)
-            else:
-                vectors, seconds = run_dlflow(ids, offsets, counts, mode, args)
-            scores = evaluate(words, vectors, bench)
-            row[engine] = {"words_per_second": n_words * args.epochs / seconds, "seconds": seconds, **scores}
-            print(f"  {mode:8s} {engine:6s} {seconds:6.1f} s  {row[engine]}", flush=True)
-        if "gensim" in row and "dlflow" in row:
-            g, d = row["gensim"], row["dlflow"]
-            row["speed_ratio"] = d["words_per_second"] / g["words_per_second"]
-            row["analogy_delta_points"] = 100 * (d["analogy"] - g["analogy"])
-            row["ws353_delta"] = d["ws353"] - g["ws353"]
-            row["simlex_delta"] = d["simlex"] - g["simlex"]
+            if engine != "gensim" and "gensim" in row:
+                g, d = row["gensim"], row[engine]
+                row[f"{engine}/gensim"] = {
+                    "speed_ratio": d["words_per_second"] / g["words_per_second"],
+                    "analogy_delta_points": 100 * (d["analogy"] - g["analogy"]),
+                    "ws353_delta": d["ws353"] - g["ws353"],
+                    "simlex_delta": d["simlex"] - g["simlex"],
+                }
         rows.append(row)
 
     print()
@@ -176,17 +206,21 @@ def main() -> None:
                 f"| {row['mode']} | {engine} | {r['words_per_second'] / 1e3:,.0f}k | {r['seconds']:.1f} | "
                 f"{100 * r['analogy']:.1f}% | {r['ws353']:.3f} | {r['simlex']:.3f} |"
             )
-        if "speed_ratio" in row:
-            print(
-                f"| {row['mode']} | dlflow/gensim | {row['speed_ratio']:.2f}x | | "
-                f"{row['analogy_delta_points']:+.1f} pt | {row['ws353_delta']:+.3f} | {row['simlex_delta']:+.3f} |"
-            )
+        for engine in args.engines:
+            if f"{engine}/gensim" in row:
+                ratio = row[f"{engine}/gensim"]
+                print(
+                    f"| {row['mode']} | {engine} / gensim | **{ratio['speed_ratio']:.2f}x** | | "
+                    f"{ratio['analogy_delta_points']:+.1f} pt | {ratio['ws353_delta']:+.3f} | {ratio['simlex_delta']:+.3f} |"
+                )
+    compiled = [row[e]["compile_seconds"] for row in rows for e in args.engines if e != "gensim"]
+    if compiled:
+        print(f"(kernel compilation before training: {max(compiled):.1f} s at most, 0 once numba has cached it)")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "corpus": {"sentences": len(sentences), "words": n_words, "vocabulary": len(words)},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0],
-                    "torch": torch.__version__},  # fmt: skip
+        "corpus": {"sentences": len(sentences), "tokens": tokens, "in_vocabulary": n_words, "vocabulary": len(words)},
+        "machine": machine | {"torch": torch.__version__},
         "results": rows,
     }
     args.output.write_text(json.dumps(report, indent=2) + "\n")

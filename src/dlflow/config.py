@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 
 class StrictModel(BaseModel):
@@ -29,6 +29,7 @@ class TrainingParams(StrictModel):
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     max_grad_norm: float | None = Field(default=None, gt=0)
     early_stopping_patience: int | None = Field(default=None, ge=1)
+    validate_every: int = Field(default=1, ge=1)  # validate after every n-th epoch and after the last
     seed: int = 42
     deterministic: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -123,12 +124,17 @@ class VocabularyParams(StrictModel):
     max_size: int | None = Field(default=None, ge=10)
 
 
+CorpusName = Literal["mr", "subjectivity", "movie_reviews", "brown", "user"]
+
+
 class TextParams(StrictModel):
     """Shared text preprocessing: folds of the MR data, the Word2Vec corpus, the vocabulary."""
 
     folds: int = Field(default=10, ge=2, le=20)
     fold_seed: int = 42
-    corpora: list[Literal["mr", "movie_reviews", "brown", "user"]] = Field(default=["mr", "movie_reviews", "brown"], min_length=1)
+    corpora: list[CorpusName] = Field(default=["mr", "subjectivity", "movie_reviews", "brown"], min_length=1)
+    # times a corpus' sentences enter the Word2Vec corpus (in-domain text weighs more); default 1
+    corpus_repeats: dict[CorpusName, PositiveInt] = Field(default_factory=dict)
     max_corpus_sentences: int | None = Field(default=None, ge=100)
     vocabulary: VocabularyParams = VocabularyParams()
 
@@ -145,8 +151,10 @@ class Word2VecTrainingParams(StrictModel):
     alpha: float = Field(default=0.025, gt=0)
     min_alpha: float = Field(default=1e-4, ge=0)
     threads: int | None = Field(default=None, ge=1)
+    deterministic: bool = False  # true: one thread, bit-identical vectors (about half the speed)
     seed: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    engine: Literal["auto", "kernel", "torch"] = "auto"  # auto: the compiled kernel on CPU, tensor ops on CUDA
 
 
 class Word2VecParams(StrictModel):
@@ -196,9 +204,8 @@ class InferenceModelParams(StrictModel):
 
 
 class InferenceParams(StrictModel):
-    """``inference_cnn`` / ``inference_rnn``; ``image_source`` names the CNN's classes."""
+    """``inference_cnn`` / ``inference_rnn``: which registered model each one loads."""
 
-    image_source: str = "fashion_mnist"
     cnn: InferenceModelParams
     rnn: InferenceModelParams
 

@@ -415,12 +415,12 @@ def test_polarity_registry() -> None:
         assert remote.urls == (POLARITY_ARCHIVE_URL,)
         assert remote.archive_member == f"rt-polaritydata/rt-polarity.{label}"
         assert remote.mirror_relpath == f"rt-polarity/rt-polarity.{label}"
-    assert set(CORPUS_SOURCES) == {"movie_reviews", "brown"}
+    assert set(CORPUS_SOURCES) == {"movie_reviews", "brown", "subjectivity"}
     assert get_corpus_source("brown").urls == (
         "https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/packages/corpora/brown.zip",
     )
     assert get_corpus_source("brown").mirror_relpath == "corpora/brown.zip"
-    with pytest.raises(ValueError, match="known corpora: brown, movie_reviews"):
+    with pytest.raises(ValueError, match="known corpora: brown, movie_reviews, subjectivity"):
         get_corpus_source("text9")
 
 
@@ -547,3 +547,9 @@ def test_random_bytes_as_zip_file(tmp_path: Path, data: bytes) -> None:
         list(read_corpus(path))
     except OUR_ERRORS as exc:
         assert str(path) in str(exc)
+
+
+def test_the_subjectivity_corpus_reads_both_of_its_numbered_files(data_mirror: Path) -> None:
+    sentences = list(read_corpus(data_mirror / "corpora" / "subjectivity.zip"))
+    assert len(sentences) == 10_000  # 5,000 plot sentences, then 5,000 Rotten Tomatoes snippets; no README
+    assert not any("Subjectivity Dataset" in s for s in sentences)

@@ -27,7 +27,7 @@ def test_user_corpus_is_read_lazily_and_only_when_chosen(tmp_path):
     assert callable(user)
     mr = pd.DataFrame({"sentence": ["never used"], "label": [1], "fold": [0]})
 
-    corpus = build_text_corpus(mr, never_read, never_read, user, TEXT | {"corpora": ["user"]})
+    corpus = build_text_corpus(mr, never_read, never_read, never_read, user, TEXT | {"corpora": ["user"]})
     assert corpus["tokens"].tolist() == [["the", "cat", "sat"], ["the", "dog", "ran", "!"], ["a", "cat", "and", "a", "dog"]]
 
     vocabulary = Vocabulary.from_dict(build_vocabulary(corpus, TEXT | {"corpora": ["user"]}))
@@ -36,4 +36,16 @@ def test_user_corpus_is_read_lazily_and_only_when_chosen(tmp_path):
 
 def test_unknown_corpus_name_is_rejected_before_reading():
     with pytest.raises(ValueError, match=r"text\.corpora"):
-        build_text_corpus(pd.DataFrame(), never_read, never_read, never_read, TEXT | {"corpora": ["wikipedia"]})
+        build_text_corpus(pd.DataFrame(), never_read, never_read, never_read, never_read, TEXT | {"corpora": ["wikipedia"]})
+
+
+def test_corpus_repeats_weigh_in_domain_text_and_reject_zero():
+    mr = pd.DataFrame({"sentence": ["A fine film ."], "label": [1], "fold": [0]})
+    subjectivity = lambda: ["The plot thickens ."]  # noqa: E731
+    params = TEXT | {"corpora": ["mr", "subjectivity"], "corpus_repeats": {"mr": 3}}
+    corpus = build_text_corpus(mr, subjectivity, never_read, never_read, never_read, params)
+    assert corpus["tokens"].map(" ".join).tolist().count("a fine film") == 3
+    assert corpus["tokens"].map(" ".join).tolist().count("the plot thickens") == 1
+
+    with pytest.raises(ValueError, match="corpus_repeats"):
+        build_text_corpus(mr, subjectivity, never_read, never_read, never_read, params | {"corpus_repeats": {"mr": 0}})

@@ -41,12 +41,13 @@ def topic_margin(vectors: np.ndarray) -> tuple[float, float]:
     return float(within), float(between)
 
 
+@pytest.mark.parametrize("engine", ["kernel", "torch"])
 @pytest.mark.parametrize("mode", ["cbow", "skipgram"])
-def test_words_of_a_topic_end_up_closer(mode: str) -> None:
+def test_words_of_a_topic_end_up_closer(mode: str, engine: str) -> None:
     ids, offsets, counts = topic_corpus()
-    config = Word2VecConfig(mode=mode, dim=16, window=3, epochs=3, sample=0, threads=1, batch_words=1000, seed=3)
+    config = Word2VecConfig(mode=mode, dim=16, window=3, epochs=3, sample=0, threads=1, batch_words=1000, seed=3, engine=engine)
     result = train_word2vec(ids, offsets, counts, config, progress=False)
-    assert isinstance(result, Word2VecResult)
+    assert isinstance(result, Word2VecResult) and result.engine == engine
     assert result.input_vectors.shape == (41, 16) and result.input_vectors.dtype == np.float32
     within, between = topic_margin(result.input_vectors)
     assert within > between + 0.3, (within, between)
@@ -55,12 +56,32 @@ def test_words_of_a_topic_end_up_closer(mode: str) -> None:
     assert np.isfinite(result.loss_history).any()
 
 
-def test_one_thread_is_deterministic() -> None:
+@pytest.mark.parametrize("engine", ["kernel", "torch"])
+def test_one_thread_is_deterministic(engine: str) -> None:
     ids, offsets, counts = topic_corpus(300)
-    config = Word2VecConfig(dim=8, epochs=1, threads=1, batch_words=500, seed=5)
+    config = Word2VecConfig(dim=8, epochs=1, threads=1, batch_words=500, seed=5, engine=engine)
     a = train_word2vec(ids, offsets, counts, config, progress=False).input_vectors
     b = train_word2vec(ids, offsets, counts, config, progress=False).input_vectors
     np.testing.assert_array_equal(a, b)
+
+
+def test_deterministic_mode_gives_identical_vectors_whatever_the_threads() -> None:
+    ids, offsets, counts = topic_corpus(2000)
+    for mode in ("cbow", "skipgram"):
+        config = Word2VecConfig(mode=mode, dim=16, epochs=2, threads=2, deterministic=True, batch_words=300, seed=7)
+        a = train_word2vec(ids, offsets, counts, config, progress=False)
+        b = train_word2vec(ids, offsets, counts, config, progress=False)
+        assert a.threads == b.threads == 1
+        np.testing.assert_array_equal(a.input_vectors, b.input_vectors)
+        fast = train_word2vec(ids, offsets, counts, Word2VecConfig(mode=mode, dim=16, epochs=2, threads=2, batch_words=300, seed=7), progress=False)
+        assert fast.threads == 2
+
+
+def test_words_per_second_counts_the_raw_corpus_tokens() -> None:
+    ids, offsets, counts = topic_corpus(500)
+    result = train_word2vec(ids, offsets, counts, Word2VecConfig(dim=8, epochs=2), corpus_tokens=2 * len(ids), progress=False)
+    assert result.words_per_second == pytest.approx(2 * len(ids) * 2 / result.seconds)
+    assert result.words_processed == len(ids) * 2
 
 
 def test_two_threads_train_too() -> None:
@@ -171,6 +192,7 @@ def test_noise_never_draws_words_with_count_zero() -> None:
         ("batch_words", 0),
         ("threads", 0),
         ("device", "tpu"),
+        ("engine", "fortran"),
         ("dim", 2.5),
     ],
 )

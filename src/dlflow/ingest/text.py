@@ -9,7 +9,8 @@ break.
 
 ``read_corpus`` reads a plain file (optionally ``.gz``), a folder (recursively)
 or a zip. In a folder or zip, the corpus files are those whose suffix is one
-of :data:`TEXT_SUFFIXES` (no suffix counts: Brown's ``ca01``, ``text8``) and
+of :data:`TEXT_SUFFIXES` (no suffix counts: Brown's ``ca01``, ``text8``; a
+number counts: the subjectivity corpus' ``quote.tok.gt9.5000``) and
 whose name is not documentation (:data:`METADATA_STEMS`: README, CONTENTS,
 LICENSE, ``cats.txt``, ...); hidden files and ``__MACOSX`` are skipped; they are
 read in sorted path order. Members that are empty or binary (a NUL byte in
@@ -168,7 +169,7 @@ def default_word2vec_corpus(
 # --- internals -----------------------------------------------------------------------
 
 _NAMING_RULE = (
-    f"Corpus files are those with no suffix or one of {', '.join(sorted(s for s in TEXT_SUFFIXES if s))}, "
+    f"Corpus files are those with no suffix, a number or one of {', '.join(sorted(s for s in TEXT_SUFFIXES if s))}, "
     f"except documentation ({', '.join(sorted(METADATA_STEMS))}) and hidden files."
 )
 
@@ -201,7 +202,8 @@ def _is_corpus_name(relpath: PurePosixPath) -> bool:
     if any(part.startswith(".") or part == "__MACOSX" for part in relpath.parts):
         return False
     name = PurePosixPath(relpath.name.lower())
-    return name.suffix in TEXT_SUFFIXES and name.stem not in METADATA_STEMS
+    text_suffix = name.suffix in TEXT_SUFFIXES or name.suffix[1:].isdigit()
+    return text_suffix and name.stem not in METADATA_STEMS
 
 
 def _is_zip(path: Path) -> bool:

@@ -6,8 +6,10 @@
   each member is verified by the sha256 of its extracted bytes (the offline
   mirror holds the extracted files under ``rt-polarity/``).
 * **Corpora for Word2Vec** from the NLTK data repository: ``movie_reviews``
-  (polarity data v2.0, 2,000 reviews) and ``brown`` (the tagged Brown corpus),
-  as the zips NLTK publishes (mirror: ``corpora/<name>.zip``).
+  (polarity data v2.0, 2,000 reviews), ``brown`` (the tagged Brown corpus) and
+  ``subjectivity`` (Pang & Lee 2004: 5,000 Rotten Tomatoes snippets, the source
+  of MR, and 5,000 IMDb plot sentences; read as unlabelled in-domain text), as
+  the zips NLTK publishes (mirror: ``corpora/<name>.zip``).
 
 Every file goes through the one downloader, :func:`dlflow.ingest.download.fetch`.
 """
@@ -58,6 +60,11 @@ CORPUS_SOURCES: dict[str, RemoteFile] = {
         "brown",
         "NLTK Brown corpus (tagged)",
         "9b275f9b3b95d7bd66ccfb7cd259f445a13bbe5d1f4107aba09fd3e8364bafa6",
+    ),
+    "subjectivity": _nltk_corpus(
+        "subjectivity",
+        "NLTK subjectivity corpus (Pang & Lee 2004, v1.0)",
+        "741f3371e1a4375051b874fd82fd55857b90975473c91c19a3101cbe17fc4d8c",
     ),
 }
 

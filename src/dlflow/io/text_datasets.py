@@ -109,7 +109,7 @@ class TextCorpusDataset(AbstractDataset[None, "list[str] | Callable[[], list[str
         Args:
             filepath: the corpus: a text file, ``.gz`` file, folder or zip. For
                 a registered ``source`` this is where its zip is kept.
-            source: ``movie_reviews`` or ``brown`` to fetch that NLTK corpus
+            source: ``movie_reviews``, ``brown`` or ``subjectivity`` to fetch that NLTK corpus
                 (present → mirror → download); ``None`` to read ``filepath``
                 as the user supplied it.
             encoding: how the text is decoded (strictly).

@@ -3,50 +3,38 @@
 Read top to bottom:
 
 1. ``Word2VecConfig``: the settings, with gensim's defaults, checked up front.
-2. ``train_word2vec``: splits ``epochs`` passes over the corpus into jobs of
-   about ``batch_words`` words and hands them to ``threads`` worker threads
-   that update the two embedding matrices in place, without locks (Hogwild
-   SGD, as word2vec.c and gensim do). The calling thread only draws the
-   progress bar and calls ``on_progress``.
-3. ``_prepare_job``: one job in numpy, without a Python loop over words:
-   sub-sampling of frequent words as one vectorised mask, a reduced window
-   drawn per centre word, every (centre, context) pair of the job as one
-   boolean matrix that stops at sentence boundaries, and negative samples
-   from a unigram^0.75 table.
-4. ``_cbow_step`` / ``_skipgram_step``: the SGD update of a job as a handful
-   of large tensor operations, gradients in closed form (no autograd, no
-   optimiser): for a score ``s = h . u`` and label ``y`` the step is
-   ``g = (y - sigmoid(s)) * lr``; ``u += g h`` and ``h += g u``, scattered
-   with ``index_add_`` so that repeated words accumulate.
+2. ``train_word2vec``: builds the model (``dlflow.models.word2vec.Word2Vec``:
+   two embedding matrices in torch tensors), splits ``epochs`` passes over the
+   corpus into jobs of about ``batch_words`` words, each with its learning rate
+   (decaying linearly over all words of all epochs), and hands them to
+   ``threads`` worker threads that update the two matrices in place, without
+   locks (Hogwild SGD, as word2vec.c and gensim do). The calling thread only
+   draws the progress bar and calls ``on_progress``.
+3. Two engines run a job:
 
-How it differs from gensim, on purpose, for speed:
+   * ``kernel`` (the default on CPU): ``word2vec_kernel.train_job``, word2vec.c's
+     inner loop compiled by numba, on numpy views of the model's tensors. It
+     releases the GIL, so the threads truly run in parallel, and it applies
+     every gradient step at once, exactly as word2vec.c and gensim do.
+   * ``torch`` (the default on CUDA): a job as a handful of large tensor
+     operations (``_prepare_job``, ``_cbow_step``, ``_skipgram_step``), whose
+     gradients are computed from the vectors as they were when the job started
+     and applied together; jobs are kept small (2,000 words) so that this
+     staleness does not matter, neighbouring centre words share their noise
+     words, and in skip-gram the summed step of a very frequent word is capped.
 
-* A job's updates are computed from the vectors as they were when the job
-  started and applied together (gensim applies each pair's update at once).
-  Jobs are kept small (``batch_words``, 2,000 by default) so that this
-  staleness does not matter at gensim's learning rate, and in skip-gram the
-  summed step of a very frequent word in one job is capped (``_damp``).
-* Noise words are shared: each group of 16 (CBOW) or 8 (skip-gram)
-  consecutive centre words shares ``4 * negative`` noise words, each weighted
-  ``negative / (4 * negative)`` per positive pair, so the expected update equals
-  gensim's (``negative`` independent draws per pair) while the noise work is
-  two small batched matrix products instead of ``negative`` row gathers and
-  scatters per pair.
-* Skip-gram predicts each context word from the centre word (word2vec.c and
-  gensim predict the centre from each context word; the pairs are the same,
-  mirrored), so a centre word's vector is read once for all of its pairs.
-* The learning rate is set per job, from the position of the job's first word
-  among all words of all epochs (gensim sets it per job too).
-
-With one thread the result is deterministic for a given seed; with several,
-as with gensim, the interleaving of the threads' updates is not.
+With one thread (``deterministic=True``) the result is bit-identical for a
+seed; with several, as with gensim, the interleaving of the threads' updates
+is not reproducible.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -59,8 +47,12 @@ import torch.nn.functional as F
 
 from dlflow.models.word2vec import Word2Vec
 
+logger = logging.getLogger(__name__)
+
 MODES = ("cbow", "skipgram")
 DEVICES = ("auto", "cpu", "cuda")
+ENGINES = ("auto", "kernel", "torch")
+_BATCH_WORDS = {"kernel": 10_000, "torch": 2_000}
 _TABLE_SIZE = 1 << 22  # entries of the unigram^0.75 noise table
 _REPORTS_PER_EPOCH = 4  # on_progress calls per epoch
 _LOSS_EVERY = 8  # compute the (monitoring-only) loss on every n-th job
@@ -84,10 +76,15 @@ class Word2VecConfig:
         epochs: passes over the corpus.
         alpha, min_alpha: the learning rate decays linearly from ``alpha`` to
             ``min_alpha`` over all words of all epochs.
-        batch_words: corpus words per job; every job's updates are applied together.
+        batch_words: corpus words per job; ``None``: 10,000 for the kernel, 2,000 for
+            the torch engine (whose job applies its updates together).
         threads: worker threads; ``None`` uses every CPU core.
+        deterministic: one thread, so that a seed gives bit-identical vectors
+            (at the cost of the other cores).
         seed: seeds initialisation, sub-sampling, windows and noise words.
         device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
+        engine: ``"auto"`` (the compiled kernel on CPU, tensor operations on
+            CUDA), ``"kernel"`` (CPU only) or ``"torch"``.
     """
 
     mode: str = "cbow"
@@ -98,10 +95,12 @@ class Word2VecConfig:
     epochs: int = 5
     alpha: float = 0.025
     min_alpha: float = 1e-4
-    batch_words: int = 2_000
+    batch_words: int | None = None
     threads: int | None = None
+    deterministic: bool = False
     seed: int = 1
     device: str = "auto"
+    engine: str = "auto"
 
     def __post_init__(self) -> None:
         def check(ok: bool, name: str, requirement: str) -> None:
@@ -109,9 +108,14 @@ class Word2VecConfig:
                 raise ValueError(f"Word2VecConfig.{name} {requirement}, got {getattr(self, name)!r}")
 
         check(self.mode in MODES, "mode", f"must be one of {MODES}")
-        for name in ("dim", "window", "negative", "epochs", "batch_words"):
+        for name in ("dim", "window", "negative", "epochs"):
             value = getattr(self, name)
             check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, name, "must be an integer >= 1")
+        check(
+            self.batch_words is None or (isinstance(self.batch_words, int) and self.batch_words >= 1),
+            "batch_words",
+            "must be None (the engine's default) or an integer >= 1",
+        )
         check(isinstance(self.sample, (int, float)) and 0.0 <= self.sample < 1.0, "sample", "must be in [0, 1)")
         check(isinstance(self.alpha, (int, float)) and self.alpha > 0, "alpha", "must be > 0")
         check(
@@ -126,11 +130,20 @@ class Word2VecConfig:
         )
         check(isinstance(self.seed, int), "seed", "must be an integer")
         check(self.device in DEVICES, "device", f"must be one of {DEVICES}")
+        check(self.engine in ENGINES, "engine", f"must be one of {ENGINES}")
+        check(not (self.engine == "kernel" and self.device == "cuda"), "engine", "'kernel' runs on the CPU only")
 
 
 @dataclass
 class Word2VecResult:
-    """What a run produced: the input vectors (V, dim) and how fast it went."""
+    """What a run produced: the input vectors (V, dim) and how fast it went.
+
+    ``words_per_second`` counts corpus tokens (``corpus_tokens`` of
+    ``train_word2vec``, out-of-vocabulary ones included, as gensim's
+    reports do) times epochs over ``seconds``, the training time;
+    ``compile_seconds`` is the kernel's one-time compilation before it (0 once
+    numba has cached it on disk).
+    """
 
     input_vectors: np.ndarray
     words_per_second: float
@@ -138,6 +151,9 @@ class Word2VecResult:
     words_processed: int
     loss_history: list[float] = field(default_factory=list)
     output_vectors: np.ndarray | None = None
+    engine: str = "kernel"
+    threads: int = 1
+    compile_seconds: float = 0.0
 
 
 @dataclass
@@ -365,15 +381,15 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _jobs(n_words: int, config: Word2VecConfig, vocab_size: int | None = None) -> list[_Job]:
+def _jobs(n_words: int, config: Word2VecConfig, vocab_size: int | None = None, engine: str = "torch") -> list[_Job]:
     """The jobs of all epochs, each with its learning rate.
 
     With a tiny vocabulary every word would recur hundreds of times in one job
-    and the summed steps would overshoot, so a job holds at most
-    ``_WORDS_PER_TYPE`` words per vocabulary word (no limit on real corpora).
+    and the torch engine's summed steps would overshoot, so its jobs hold at
+    most ``_WORDS_PER_TYPE`` words per vocabulary word (no limit on real corpora).
     """
-    batch_words = config.batch_words
-    if vocab_size is not None:
+    batch_words = config.batch_words or _BATCH_WORDS[engine]
+    if vocab_size is not None and engine == "torch":
         batch_words = max(1, min(batch_words, _WORDS_PER_TYPE * vocab_size))
     total = n_words * config.epochs
     jobs = []
@@ -391,6 +407,7 @@ def train_word2vec(
     counts: np.ndarray,
     config: Word2VecConfig | None = None,
     *,
+    corpus_tokens: int | None = None,
     progress: bool = True,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> Word2VecResult:
@@ -403,11 +420,14 @@ def train_word2vec(
         counts: int64, the corpus count of every vocabulary id (drives sub-sampling and the
             noise distribution); ids with count 0, such as special tokens, are never drawn as noise.
         config: the settings (gensim's defaults when ``None``).
-        progress: draw a tqdm bar with words/s.
+        corpus_tokens: the corpus' tokens before out-of-vocabulary ones were dropped, for
+            words/s (default: ``len(ids)``).
+        progress: draw a tqdm bar with words/s where stderr is a terminal (elsewhere the
+            reports below are logged, a few lines per epoch).
         on_progress: called from the calling thread a few times per epoch with
             ``{"epoch", "progress", "words_per_second", "lr", "loss"}`` (``progress`` in 0-1
             over the whole run, ``lr`` the learning rate reached, ``loss`` the mean
-            negative-sampling loss of the jobs sampled since the previous call, or nan).
+            negative-sampling loss of the jobs since the previous call, or nan).
 
     Returns:
         ``Word2VecResult`` with the input vectors as float32 numpy (V, dim).
@@ -415,37 +435,34 @@ def train_word2vec(
     config = config or Word2VecConfig()
     ids, offsets, counts = _check_inputs(ids, offsets, counts)
     device = _resolve_device(config.device)
-    started = time.perf_counter()
+    engine = config.engine if config.engine != "auto" else ("torch" if device.type == "cuda" else "kernel")
+    if engine == "kernel" and device.type != "cpu":
+        raise ValueError("Word2VecConfig.engine 'kernel' runs on the CPU only; use device='cpu' or engine='torch'")
+    n_workers = 1 if config.deterministic or device.type == "cuda" else (config.threads or os.cpu_count() or 1)
 
     generator = torch.Generator().manual_seed(config.seed)
     model = Word2Vec(len(counts), config.dim, generator=generator).to(device)
-    w_in, w_out = model.input_embeddings.data, model.output_embeddings.data
     corpus = _Corpus(ids, offsets, counts, config)
-    jobs = _jobs(len(ids), config, vocab_size=int(np.count_nonzero(counts)))
+    jobs = _jobs(len(ids), config, vocab_size=int(np.count_nonzero(counts)), engine=engine)
+    compile_seconds = time.perf_counter()
+    run_job = _kernel_runner(model, corpus, config) if engine == "kernel" else _torch_runner(model, corpus, config, device)
+    compile_seconds = time.perf_counter() - compile_seconds
+    tokens = corpus_tokens or len(ids)
     total_words = len(ids) * config.epochs
-    step = _cbow_step if config.mode == "cbow" else _skipgram_step
-    n_workers = 1 if device.type == "cuda" else (config.threads or os.cpu_count() or 1)
 
+    started = time.perf_counter()
     job_queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
     for job in jobs:
         job_queue.put(job)
     for _ in range(n_workers):
         job_queue.put(None)
     events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-
     stop = threading.Event()
 
     def worker() -> None:
         try:
             while (job := job_queue.get()) is not None and not stop.is_set():
-                rng = np.random.default_rng([config.seed, job.index])
-                prepared = _prepare_job(corpus, job, rng)
-                loss = None
-                if prepared is not None:
-                    batch = {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in prepared.items()}
-                    batch["negative"] = config.negative
-                    loss = step(w_in, w_out, batch, job.lr, job.index % _LOSS_EVERY == 0)
-                events.put(("done", (job, loss)))
+                events.put(("done", (job, run_job(job))))
         except BaseException as error:  # surfaced in the calling thread
             events.put(("error", error))
 
@@ -471,25 +488,29 @@ def train_word2vec(
             if loss is not None:
                 losses.append(loss)
             elapsed = time.perf_counter() - started
+            speed = words_done / len(ids) * tokens / elapsed
             if bar is not None:
                 bar.update(job.stop - job.start)
-                bar.set_postfix_str(f"{words_done / elapsed / 1e3:,.0f}k words/s, epoch {job.epoch + 1}", refresh=False)
+                bar.set_postfix_str(f"{speed / 1e3:,.0f}k words/s, epoch {job.epoch + 1}", refresh=False)
             if words_done >= next_report or finished == len(jobs):
                 next_report = (words_done // report_every + 1) * report_every
                 fraction = words_done / total_words
-                mean_loss = float(np.mean(losses)) if losses else float("nan")
+                update = {
+                    "epoch": job.epoch + 1,
+                    "progress": fraction,
+                    "words_per_second": speed,
+                    "lr": config.alpha - (config.alpha - config.min_alpha) * fraction,
+                    "loss": float(np.mean(losses)) if losses else float("nan"),
+                }
                 losses = []
-                loss_history.append(mean_loss)
+                loss_history.append(update["loss"])
+                if bar is None:  # no terminal: a few plain lines per epoch instead of a bar
+                    logger.info(
+                        "word2vec %s: epoch %d, %.0f%% done, %.0fk words/s, lr %.5f, loss %.4f",
+                        config.mode, update["epoch"], 100 * fraction, speed / 1e3, update["lr"], update["loss"],
+                    )  # fmt: skip
                 if on_progress is not None:
-                    on_progress(
-                        {
-                            "epoch": job.epoch + 1,
-                            "progress": fraction,
-                            "words_per_second": words_done / elapsed,
-                            "lr": config.alpha - (config.alpha - config.min_alpha) * fraction,
-                            "loss": mean_loss,
-                        }
-                    )
+                    on_progress(update)
     finally:
         stop.set()
         for thread in threads:
@@ -499,18 +520,61 @@ def train_word2vec(
         torch.set_num_threads(previous_threads)
 
     seconds = time.perf_counter() - started
+    w_in, w_out = model.input_embeddings.data, model.output_embeddings.data
     return Word2VecResult(
         input_vectors=w_in.cpu().numpy().astype(np.float32, copy=False),
-        words_per_second=total_words / seconds,
+        words_per_second=tokens * config.epochs / seconds,
         seconds=seconds,
         words_processed=total_words,
         loss_history=loss_history,
         output_vectors=w_out.cpu().numpy().astype(np.float32, copy=False),
+        engine=engine,
+        threads=n_workers,
+        compile_seconds=compile_seconds,
     )
 
 
+def _kernel_runner(model: Word2Vec, corpus: _Corpus, config: Word2VecConfig) -> Callable[[_Job], float | None]:
+    """``run(job) -> mean loss`` with the compiled kernel, compiled (or loaded from numba's cache) here."""
+    from dlflow.training.word2vec_kernel import SIGMOID_TABLE, train_job
+
+    w_in, w_out = model.input_embeddings.data.numpy(), model.output_embeddings.data.numpy()
+    noise = corpus.noise.astype(np.int32)  # _TABLE_SIZE entries, a power of two
+    skipgram = config.mode == "skipgram"
+    probe = np.zeros(1, dtype=corpus.ids.dtype)  # compile before the clock starts, on a job that changes nothing
+    train_job(w_in, w_out, probe, probe.astype(np.int32), np.zeros_like(corpus.keep), noise, SIGMOID_TABLE, 1, 1, 0.0, skipgram, 0)
+
+    def run(job: _Job) -> float | None:
+        _, loss, examples = train_job(
+            w_in, w_out, corpus.ids[job.start : job.stop], corpus.sentence[job.start : job.stop], corpus.keep,
+            noise, SIGMOID_TABLE, config.window, config.negative, job.lr, skipgram, config.seed * 1_000_003 + job.index,
+        )  # fmt: skip
+        return loss / examples if examples else None
+
+    return run
+
+
+def _torch_runner(
+    model: Word2Vec, corpus: _Corpus, config: Word2VecConfig, device: torch.device
+) -> Callable[[_Job], float | None]:
+    """``run(job) -> mean loss (every few jobs)`` with tensor operations on ``device``."""
+    w_in, w_out = model.input_embeddings.data, model.output_embeddings.data
+    step = _cbow_step if config.mode == "cbow" else _skipgram_step
+
+    def run(job: _Job) -> float | None:
+        prepared = _prepare_job(corpus, job, np.random.default_rng([config.seed, job.index]))
+        if prepared is None:
+            return None
+        batch = {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in prepared.items()}
+        batch["negative"] = config.negative
+        return step(w_in, w_out, batch, job.lr, job.index % _LOSS_EVERY == 0)
+
+    return run
+
+
 def _progress_bar(total: int, mode: str, enabled: bool) -> Any:
-    if not enabled:
+    """A tqdm bar where stderr is a terminal, else None."""
+    if not enabled or not sys.stderr.isatty():
         return None
     from tqdm.auto import tqdm
 

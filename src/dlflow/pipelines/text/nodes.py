@@ -29,15 +29,25 @@ def prepare_polarity(polarity: pd.DataFrame, params: dict[str, Any]) -> pd.DataF
 
 def build_text_corpus(
     mr_sentences: pd.DataFrame,
+    subjectivity: Callable[[], list[str]],
     movie_reviews: Callable[[], list[str]],
     brown: Callable[[], list[str]],
     user: Callable[[], list[str]],
     params: dict[str, Any],
 ) -> pd.DataFrame:
-    """The Word2Vec corpus: the sources named in ``text.corpora``, read and tokenised with the one tokeniser."""
+    """The Word2Vec corpus: the sources named in ``text.corpora`` (each repeated
+    ``text.corpus_repeats`` times), read and tokenised with the one tokeniser."""
     text: TextParams = parse("text", params)
-    sources = {"mr": lambda: mr_sentences["sentence"].tolist(), "movie_reviews": movie_reviews, "brown": brown, "user": user}
-    sentences = [sentence for name in text.corpora for sentence in sources[name]()]
+    sources = {
+        "mr": lambda: mr_sentences["sentence"].tolist(),
+        "subjectivity": subjectivity,
+        "movie_reviews": movie_reviews,
+        "brown": brown,
+        "user": user,
+    }
+    sentences = [
+        sentence for name in text.corpora for sentence in sources[name]() * text.corpus_repeats.get(name, 1)
+    ]
     if text.max_corpus_sentences is not None:
         sentences = sentences[: text.max_corpus_sentences]
     tokens = [t for t in (tokenize(s) for s in sentences) if t]

@@ -8,20 +8,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from dlflow.config import Word2VecParams, parse
-from dlflow.evaluation.word_vectors import (
-    analogy_accuracy,
-    nearest_neighbours,
-    plot_embedding_map,
-    similarity_spearman,
-)
 from dlflow.ingest.download import file_digest
-from dlflow.serving.word_vectors import WordVectorsModel
 from dlflow.text import SPECIALS, Vocabulary
-from dlflow.training.callbacks import MlflowProgressLogger
-from dlflow.training.word2vec import Word2VecConfig, train_word2vec
 
 logger = logging.getLogger(__name__)
 
@@ -30,14 +20,19 @@ def train_word_vectors(
     text_corpus: pd.DataFrame, text_vocabulary: dict, params: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
     """Train Word2Vec on the corpus; return the vectors (specials left out) and speed metrics."""
+    from dlflow.training.callbacks import MlflowProgressLogger
+    from dlflow.training.word2vec import Word2VecConfig, train_word2vec
+
     w2v: Word2VecParams = parse("word2vec", params)
     vocabulary = Vocabulary.from_dict(text_vocabulary)
     ids, offsets = vocabulary.encode_corpus(text_corpus["tokens"])
+    corpus_tokens = int(text_corpus["tokens"].map(len).sum())
     result = train_word2vec(
         ids,
         offsets,
         vocabulary.counts,
         Word2VecConfig(**w2v.training.model_dump()),
+        corpus_tokens=corpus_tokens,
         on_progress=MlflowProgressLogger(prefix="word2vec_"),
     )
     keep = len(SPECIALS)
@@ -45,10 +40,15 @@ def train_word_vectors(
     speed = {
         "word2vec_train_seconds": result.seconds,
         "word2vec_words_per_second": result.words_per_second,
-        "word2vec_corpus_tokens": float(len(ids)),
+        "word2vec_corpus_tokens": float(corpus_tokens),
+        "word2vec_compile_seconds": result.compile_seconds,
+        "word2vec_threads": float(result.threads),
         "word2vec_vocabulary_size": float(len(vectors["words"])),
     }
-    logger.info("Word2Vec: %.0f words/s, %.1f s", result.words_per_second, result.seconds)
+    logger.info(
+        "Word2Vec (%s, %d thread(s)): %.0fk words/s, %.1f s",
+        result.engine, result.threads, result.words_per_second / 1e3, result.seconds,
+    )  # fmt: skip
     return vectors, {name: {"value": value, "step": 0} for name, value in speed.items()}
 
 
@@ -56,6 +56,8 @@ def evaluate_word_vectors(
     word_vectors: dict[str, Any], analogies: str, wordsim353: str, simlex999: str, params: dict[str, Any]
 ) -> tuple[dict, dict[str, dict[str, float]], dict[str, float]]:
     """Analogy accuracy and word-similarity correlations, each with its out-of-vocabulary rate."""
+    from dlflow.evaluation.word_vectors import analogy_accuracy, similarity_spearman
+
     w2v: Word2VecParams = parse("word2vec", params)
     words, vectors = word_vectors["words"], np.asarray(word_vectors["vectors"])
     report = {
@@ -75,8 +77,10 @@ def evaluate_word_vectors(
     return report, {name: {"value": float(v), "step": 0} for name, v in scores.items()}, scores
 
 
-def describe_word_vectors(word_vectors: dict[str, Any], params: dict[str, Any]) -> tuple[dict, Figure]:
+def describe_word_vectors(word_vectors: dict[str, Any], params: dict[str, Any]) -> tuple[dict, Any]:
     """Nearest neighbours of the probe words and a PCA map of the most frequent words."""
+    from dlflow.evaluation.word_vectors import nearest_neighbours, plot_embedding_map
+
     w2v: Word2VecParams = parse("word2vec", params)
     words, vectors = word_vectors["words"], np.asarray(word_vectors["vectors"])
     neighbours = nearest_neighbours(words, vectors, [p for p in w2v.probes if p in set(words)], k=10)
@@ -86,6 +90,8 @@ def describe_word_vectors(word_vectors: dict[str, Any], params: dict[str, Any]) 
 
 def package_word_vectors(word_vectors: dict[str, Any], analogies: str, wordsim353: str, simlex999: str) -> dict[str, Any]:
     """The servable vectors (``vector`` / ``most_similar`` queries), an example and the benchmark digest."""
+    from dlflow.serving.word_vectors import WordVectorsModel
+
     digest = hashlib.sha256("".join(file_digest(p) for p in (analogies, wordsim353, simlex999)).encode()).hexdigest()[:16]
     return {
         "model": WordVectorsModel(word_vectors["words"], np.asarray(word_vectors["vectors"])),
