@@ -118,10 +118,11 @@ def test_served_cnn_agrees_with_batch_inference(registered_project: Path, data_m
     run_pipeline("inference_cnn", images_path=str(registered_project / "serve-images.gz"))
     batch = pd.read_parquet(CNN_PREDICTIONS)
 
-    probabilities = np.asarray(invoke(cnn_server, {"inputs": images.tolist()}))
-    assert probabilities.shape == (16, 10)
-    assert probabilities.argmax(axis=1).tolist() == batch["prediction"].tolist()
-    assert probabilities.max(axis=1) == pytest.approx(batch["probability"].to_numpy(), abs=1e-5)
+    answers = pd.DataFrame(invoke(cnn_server, {"inputs": images.tolist()}))
+    assert len(answers) == 16 and len([c for c in answers.columns if c.startswith("p_")]) == 10
+    assert answers["prediction"].tolist() == batch["prediction"].tolist()
+    assert answers["label_name"].tolist() == batch["label_name"].tolist()
+    assert answers["probability"].to_numpy() == pytest.approx(batch["probability"].to_numpy(), abs=1e-5)
 
 
 def test_served_rnn_agrees_with_batch_inference(registered_project: Path, rnn_server: str) -> None:

@@ -19,6 +19,7 @@ half-written output.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 import json
 import os
@@ -116,7 +117,8 @@ def _global_names(code: types.CodeType) -> set[str]:
 def _code_parts(func: Any) -> dict[str, bytes]:
     """Source a function's result depends on: its own source and that of the functions of its
     module it calls (transitively), the values of module constants it reads, and the whole
-    source of every other project module it uses (transitively)."""
+    source of every other project module it uses (transitively), including modules it
+    imports inside its body (their dotted names appear among the code's names)."""
     parts: dict[str, bytes] = {}
     modules: set[str] = set()
     queue = [_unwrap(func)]
@@ -127,6 +129,9 @@ def _code_parts(func: Any) -> dict[str, bytes]:
             continue
         parts[key] = inspect.getsource(function).encode()
         for name in sorted(_global_names(function.__code__)):
+            if _is_project(name) and name not in function.__globals__ and _importable(name):
+                modules.add(name)  # imported inside the function (``from dlflow.x import y``)
+                continue
             value = function.__globals__.get(name)
             owner = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
             if inspect.isfunction(value) and owner == function.__module__:
@@ -139,6 +144,15 @@ def _code_parts(func: Any) -> dict[str, bytes]:
         source = getattr(module, "__file__", None)
         parts[module.__name__] = Path(source).read_bytes() if source else b""
     return parts
+
+
+def _importable(name: str) -> bool:
+    """Import project module ``name`` (so that its source can be followed); False if it is no module."""
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
 
 
 def code_digest(func: Any) -> str:

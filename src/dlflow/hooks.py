@@ -9,22 +9,27 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 
 from dlflow.config import validate_parameters
 from dlflow.lineage import git_state, table_digest
-from dlflow.manifest import build_manifest
-from dlflow.resume import KEY_TAG, find_interrupted_run, owner_tags, resume_key
-from dlflow.tracking import check_tracking_server, ensure_experiment
-from dlflow.training.distributed import launcher_rank
+from dlflow.tracking import check_tracking_server, ensure_experiment, log_table_input
 
 logger = logging.getLogger(__name__)
+
+# MLflow and torch are imported inside the hooks that use them: this module is imported by
+# settings.py, i.e. by every ``kedro`` command, most of which need neither.
+
+
+def launcher_rank() -> int:
+    """``RANK`` set by ``torchrun`` (or another launcher), else 0 (as ``training.distributed``)."""
+    return int(os.environ.get("RANK") or 0)
 
 #: Layers whose tables are recorded as MLflow dataset inputs when a node loads them.
 LINEAGE_LAYERS = ("02_intermediate", "05_model_input")
@@ -94,6 +99,10 @@ class ResumeRunHook:
 
     @hook_impl(tryfirst=True)
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        import mlflow
+
+        from dlflow.resume import find_interrupted_run, resume_key
+
         config = getattr(self._context, "mlflow", None)
         if config is None or config.tracking.run.id is not None or mlflow.active_run() is not None:
             return
@@ -119,6 +128,10 @@ class LineageHook:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        import mlflow
+
+        from dlflow.resume import KEY_TAG, owner_tags, resume_key
+
         self._project_path = run_params.get("project_path") or "."
         self._logged.clear()
         if mlflow.active_run() is not None:
@@ -126,6 +139,8 @@ class LineageHook:
 
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
+        import mlflow
+
         if (
             mlflow.active_run() is None
             or not isinstance(data, pd.DataFrame)
@@ -134,10 +149,115 @@ class LineageHook:
             return
         self._logged[dataset_name] = table_digest(data)
         context = "evaluation" if "test" in dataset_name else "training"
-        dataset = mlflow.data.from_pandas(data, name=dataset_name, digest=self._logged[dataset_name])
-        mlflow.log_input(dataset, context=context)
+        log_table_input(data, dataset_name, self._logged[dataset_name], context)
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow's own after_pipeline_run ends the run
     def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        import mlflow
+
+        from dlflow.manifest import build_manifest
+
         if mlflow.active_run() is not None:
             mlflow.log_dict(build_manifest(run_params, self._params, self._logged), "manifest.json")
+
+
+class TimingHook:
+    """Where a run's time goes: start-up (process start to the first node), every node, loading
+    and saving every data set, and the rest between nodes (other hooks, tracking, the node cache).
+
+    Logs one summary line and ``timings.json`` to the run (``benchmarks/cnn_benchmark.py``
+    prints it as its breakdown).
+    """
+
+    def __init__(self) -> None:
+        self._pipeline_started = 0.0
+        self._first_node: float | None = None
+        self._started: dict[tuple[str, str], float] = {}
+        self._seconds: dict[str, dict[str, float]] = {"nodes": {}, "loads": {}, "saves": {}}
+
+    def _start(self, kind: str, name: str) -> None:
+        self._started[kind, name] = time.time()
+
+    def _stop(self, kind: str, name: str) -> None:
+        started = self._started.pop((kind, name), None)
+        if started is not None:
+            self._seconds[kind][name] = self._seconds[kind].get(name, 0.0) + time.time() - started
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self) -> None:
+        self._pipeline_started, self._first_node = time.time(), None
+        self._started.clear()
+        self._seconds = {"nodes": {}, "loads": {}, "saves": {}}
+
+    @hook_impl(tryfirst=True)
+    def before_node_run(self, node) -> None:
+        self._first_node = self._first_node or time.time()
+        self._start("nodes", node.name)
+
+    @hook_impl(trylast=True)
+    def after_node_run(self, node) -> None:
+        self._stop("nodes", node.name)
+
+    @hook_impl(trylast=True)  # the last before-hook: right before the load itself
+    def before_dataset_loaded(self, dataset_name: str) -> None:
+        self._start("loads", dataset_name)
+
+    @hook_impl(tryfirst=True)  # the first after-hook: before lineage logging
+    def after_dataset_loaded(self, dataset_name: str) -> None:
+        self._stop("loads", dataset_name)
+
+    @hook_impl(trylast=True)
+    def before_dataset_saved(self, dataset_name: str) -> None:
+        self._start("saves", dataset_name)
+
+    @hook_impl(tryfirst=True)
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        self._stop("saves", dataset_name)
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's own after_pipeline_run ends the run
+    def after_pipeline_run(self) -> None:
+        import mlflow
+
+        timings = self.summary(time.time())
+        slowest = sorted(timings["nodes"].items(), key=lambda item: -item[1])[:3]
+        logger.info(
+            "Time: start-up %s s, nodes %.1f s (slowest: %s), loading %.1f s, saving %.1f s, other %.1f s",
+            "?" if timings["startup_seconds"] is None else f"{timings['startup_seconds']:.1f}",
+            sum(timings["nodes"].values()),
+            ", ".join(f"{name} {seconds:.1f} s" for name, seconds in slowest),
+            timings["loading_seconds"],
+            timings["saving_seconds"],
+            timings["other_seconds"],
+        )
+        if mlflow.active_run() is not None:
+            mlflow.log_dict(timings, "timings.json")
+
+    def summary(self, now: float) -> dict[str, Any]:
+        """Seconds by phase; ``other_seconds`` is the time between nodes spent neither loading nor saving."""
+        started = process_start_time()
+        first = self._first_node or now
+        nodes, loads, saves = (dict(self._seconds[kind]) for kind in ("nodes", "loads", "saves"))
+        between = max(0.0, now - first - sum(nodes.values()))
+        return {
+            "process_started": started,
+            "startup_seconds": None if started is None else first - started,
+            "before_first_node_seconds": first - self._pipeline_started,
+            "nodes": nodes,
+            "loads": loads,
+            "saves": saves,
+            "loading_seconds": sum(loads.values()),
+            "saving_seconds": sum(saves.values()),
+            "other_seconds": max(0.0, between - sum(loads.values()) - sum(saves.values())),
+            "pipeline_seconds": now - self._pipeline_started,
+        }
+
+
+def process_start_time() -> float | None:
+    """When this process started (seconds since the epoch), from ``/proc``; None elsewhere."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started_ticks = int(fields[19])  # field 22 of proc(5), counted after "pid (comm)"
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return time.time() - uptime + started_ticks / os.sysconf("SC_CLK_TCK")

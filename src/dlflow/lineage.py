@@ -13,14 +13,17 @@ import pandas as pd
 def table_digest(table: pd.DataFrame) -> str:
     """A sha256 of a table's content (column names, dtypes and values), 16 hex digits.
 
-    Columns holding arrays (the image tables' pixel lists) are hashed by their
-    raw bytes; ordinary columns through pandas' stable row hashing.
+    Columns holding bytes (the image tables' pixels) or arrays are hashed by
+    their raw bytes; ordinary columns through pandas' stable row hashing.
     """
     digest = hashlib.sha256()
     for name in table.columns:
         column = table[name]
         digest.update(f"{name}:{column.dtype}".encode())
-        if len(column) and isinstance(column.iloc[0], (np.ndarray, bytes, list)):
+        if len(column) and isinstance(column.iloc[0], (bytes, bytearray)):  # image tables: one buffer
+            digest.update(column.map(len).to_numpy(np.int64).tobytes())
+            digest.update(b"".join(column.to_list()))
+        elif len(column) and isinstance(column.iloc[0], (np.ndarray, list)):
             for value in column:
                 digest.update(np.asarray(value).tobytes())
         else:

@@ -15,8 +15,6 @@ from importlib.metadata import distributions
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from dlflow.lineage import git_state
 
 MAX_PATCH_BYTES = 1_000_000
@@ -48,6 +46,8 @@ def _seeds(params: Any, prefix: str = "") -> dict[str, Any]:
 
 def environment() -> dict[str, Any]:
     """Python, packages, torch, accelerator and determinism flags of this process."""
+    import torch
+
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),

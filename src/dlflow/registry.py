@@ -40,13 +40,13 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
-
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any
 
 from dlflow.config import PromotionRules
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.tracking import MlflowClient
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +253,8 @@ def gate_input(version: ModelVersion) -> GateInput:
 
 def current_champion(client: MlflowClient, model_name: str) -> ModelVersion | None:
     """The version holding the ``champion`` alias, or None when there is none yet."""
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.get_model_version_by_alias(model_name, CHAMPION)
     except MlflowException:
@@ -263,6 +265,7 @@ def register_version(model_uri: str, model_name: str, tags: Mapping[str, str], a
     """``mlflow.register_model`` with its gate tags set atomically, retried when concurrent
     registrations collide on the version number (the store gives up after 3 tries)."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     for attempt in range(1, attempts + 1):
         try:
@@ -313,6 +316,8 @@ def record_decision(client: MlflowClient, model_name: str, step: GateStep) -> No
 
 def _idempotent(call, *args, attempts: int = 5) -> None:
     """Retry a write that concurrent writers may make with the same values (SQL upserts can collide)."""
+    from mlflow.exceptions import MlflowException
+
     for attempt in range(1, attempts + 1):
         try:
             call(*args)
@@ -392,6 +397,8 @@ def converge_aliases(
     Each move is recorded (:func:`record_alias_move`); a version receiving an alias
     gets its decision tags first, so nobody sees an alias without its reason.
     """
+    from mlflow.exceptions import MlflowException
+
     for _ in range(max_rounds):
         steps = gate_steps(client, model_name)
         target = target_aliases(steps)

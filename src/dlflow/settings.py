@@ -9,6 +9,8 @@ a relative ``sqlite:///`` URI lands wherever the process started).
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
@@ -18,10 +20,18 @@ from dlflow.hooks import (
     ParameterValidationHook,
     ResumeRunHook,
     SecondaryRankOutputsHook,
+    TimingHook,
     TrackingStoreHook,
 )
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+
+# MLflow's own download bars would land in log files as carriage-return frames.
+if not sys.stderr.isatty():
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# Kedro 1.7 and kedro-mlflow 2 register their own resolvers with OmegaConf's deprecated
+# register_new_resolver(); nothing in this project calls it, and every run would print the notice 4x.
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 
 
 def _project_root() -> Path:
@@ -46,7 +56,14 @@ def artifact_location() -> str | None:
     return str(Path(uri.removeprefix("sqlite:///")).parent / "artifacts")
 
 
-HOOKS = (ParameterValidationHook(), TrackingStoreHook(), SecondaryRankOutputsHook(), ResumeRunHook(), LineageHook())
+HOOKS = (
+    ParameterValidationHook(),
+    TrackingStoreHook(),
+    SecondaryRankOutputsHook(),
+    ResumeRunHook(),
+    LineageHook(),
+    TimingHook(),
+)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -1,9 +1,14 @@
 """The CNN family: shapes, sizes, the factory, and the flip augmentations."""
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
+from dlflow.ingest.idx import read_idx
 from dlflow.models import ClassicCNN, FastCNN, build_cnn, hflip, random_hflip
+from dlflow.models.cnn import _onednn_isa_allows_bf16
+from dlflow.training import TensorDataset, TrainConfig, evaluate, fit
 
 
 def n_parameters(model: torch.nn.Module) -> int:
@@ -59,11 +64,6 @@ def test_random_hflip_is_reproducible_and_flips_about_half():
 
 
 def test_fast_cnn_pools_before_batchnorm_and_keeps_float32_logits_under_bf16():
-    import torch
-    from torch import nn
-
-    from dlflow.models import FastCNN
-
     model = FastCNN(channels=(8, 16), bf16=True).eval()
     layers = list(model.features)
     first_pool = next(i for i, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d))
@@ -71,3 +71,56 @@ def test_fast_cnn_pools_before_batchnorm_and_keeps_float32_logits_under_bf16():
     logits = model(torch.randn(3, 1, 28, 28))
     assert logits.dtype == torch.float32 and logits.shape == (3, 10)
     assert "bf16=True" in repr(model) and "bf16=False" in repr(FastCNN(bf16=False))
+
+
+def _layer_output_dtypes(model: nn.Module, images: torch.Tensor) -> set[torch.dtype]:
+    dtypes: set[torch.dtype] = set()
+    hooks = [
+        layer.register_forward_hook(lambda module, inputs, output: dtypes.add(output.dtype))
+        for layer in model.modules()
+        if isinstance(layer, (nn.Conv2d, nn.Linear))
+    ]
+    with torch.inference_mode():
+        model(images)
+    for hook in hooks:
+        hook.remove()
+    return dtypes
+
+
+def test_the_float32_path_computes_every_layer_in_float32():
+    images = torch.randn(4, 1, 28, 28)
+    assert _layer_output_dtypes(FastCNN(bf16=False).eval(), images) == {torch.float32}
+    assert _layer_output_dtypes(FastCNN(bf16=True).eval(), images) == {torch.bfloat16}
+
+
+def test_bf16_is_not_native_where_onednn_is_capped_below_it(monkeypatch):
+    for cap, allowed in (("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", True), ("ALL", True), ("", True)):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        assert _onednn_isa_allows_bf16() is allowed, cap
+
+
+def test_the_last_stage_is_unpadded_and_sees_the_whole_map():
+    model = FastCNN()
+    convs = [layer for layer in model.features if isinstance(layer, nn.Conv2d)]
+    assert [conv.out_channels for conv in convs] == [16, 64, 128, 256]
+    assert [conv.padding for conv in convs] == [(1, 1)] * 3 + [(0, 0)]
+    maps = model.features(torch.randn(2, 1, 28, 28))
+    assert maps.shape == (2, 256, 1, 1)  # 28 -> 14 -> 7 -> 3 -> 1
+    padded = FastCNN(pad_last_stage=True)
+    assert padded.features(torch.randn(2, 1, 28, 28)).shape == (2, 256, 1, 1)  # 3 -> pooled to 1
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in padded.parameters())
+
+
+def test_the_float32_path_learns_fashion_mnist(data_mirror):
+    """Correctness of the float32 path, not its speed: a short run on real images learns."""
+    images = read_idx(data_mirror / "fashion-mnist" / "train-images-idx3-ubyte.gz")[:3000]
+    labels = read_idx(data_mirror / "fashion-mnist" / "train-labels-idx1-ubyte.gz")[:3000]
+    x = torch.from_numpy(((images.astype(np.float32) / 255.0 - 0.286) / 0.353)[:, None])
+    y = torch.from_numpy(labels.astype(np.int64))
+    train, val = TensorDataset((x[:2500],), y[:2500]), TensorDataset((x[2500:],), y[2500:])
+    torch.manual_seed(0)
+    config = TrainConfig(epochs=2, batch_size=128, optimizer="adamw", lr=0.006, schedule="onecycle", progress=False)
+    model = fit(FastCNN(bf16=False), train, val, config).model
+    _, accuracy = evaluate(model, val, nn.CrossEntropyLoss())
+    assert accuracy > 0.7, accuracy
+    assert _layer_output_dtypes(model, val.features[0][:8]) == {torch.float32}

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from dlflow.ingest.image_table import table_images
 from dlflow.registry import alias_history
 from tests.conftest import REPO_ROOT, run_pipeline
 
@@ -86,10 +87,12 @@ def test_cnn_pipeline_tracks_registers_and_gates(kedro_project: Path) -> None:
     # the registered model takes raw pixels and agrees with the pipeline's accuracy
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
     test = pd.read_parquet("data/05_model_input/cnn/test.parquet")
-    pixels = np.stack(test["pixels"].to_numpy()).reshape(-1, 28, 28).astype(np.float32)
-    probabilities = np.asarray(model.predict(pixels))
-    assert probabilities.shape == (500, 10)
-    served_accuracy = float((probabilities.argmax(1) == test["label"].to_numpy()).mean())
+    pixels = table_images(test, (28, 28)).astype(np.float32)
+    answers = model.predict(pixels)
+    class_names = json.loads(Path("data/02_intermediate/fashion_mnist/class_names.json").read_text())
+    assert list(answers.columns) == ["prediction", "label_name", "probability", *(f"p_{c}" for c in class_names)]
+    assert answers["label_name"].tolist() == [class_names[i] for i in answers["prediction"]]
+    served_accuracy = float((answers["prediction"].to_numpy() == test["label"].to_numpy()).mean())
     assert served_accuracy == pytest.approx(accuracy, abs=1e-9)
 
     # A much worse model (learning rate 1e-6) must not take the champion alias.

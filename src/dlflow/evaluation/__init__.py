@@ -1,25 +1,4 @@
-"""Framework-free evaluation helpers: metrics and matplotlib figures."""
-
-from dlflow.evaluation.metrics import (
-    classification_metrics,
-    confusion,
-    flat_metrics,
-    sanitise_name,
-)
-from dlflow.evaluation.plots import (
-    plot_class_distribution,
-    plot_confusion_matrix,
-    plot_learning_curves,
-    plot_misclassified,
-)
-
-__all__ = [
-    "classification_metrics",
-    "confusion",
-    "flat_metrics",
-    "plot_class_distribution",
-    "plot_confusion_matrix",
-    "plot_learning_curves",
-    "plot_misclassified",
-    "sanitise_name",
-]
+"""Framework-free evaluation helpers: metrics (``metrics``), matplotlib figures (``plots``),
+word-vector benchmarks (``word_vectors``) and the champion-vs-challenger report
+(``promotion_report``). Import from the submodule you need: the figures pull in
+matplotlib, which a run that draws nothing should not pay for."""

@@ -2,6 +2,8 @@
 
 Framework-free: used by the shared evaluation pipeline for every classifier
 family. Labels are integer class indices ``0 .. len(class_names) - 1``.
+Everything derives from the confusion matrix (numpy's ``bincount``), with
+scikit-learn's conventions (a score whose denominator is 0 is 0).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
@@ -67,12 +68,13 @@ def classification_metrics(y_true: Any, y_pred: Any, class_names: Sequence[str])
     if len(set(names)) != len(names):
         raise ValueError(f"class_names must be unique, got {names}")
     t, p = _validated(y_true, y_pred, len(names))
-    labels = list(range(len(names)))
-    prec, rec, f1, support = precision_recall_fscore_support(
-        t, p, labels=labels, average=None, zero_division=0
-    )
+    matrix = _confusion(t, p, len(names)).astype(np.float64)
+    correct, support, predicted = np.diag(matrix), matrix.sum(axis=1), matrix.sum(axis=0)
+    prec = np.divide(correct, predicted, out=np.zeros_like(correct), where=predicted > 0)
+    rec = np.divide(correct, support, out=np.zeros_like(correct), where=support > 0)
+    f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(correct), where=(prec + rec) > 0)
     return {
-        "accuracy": float(accuracy_score(t, p)),
+        "accuracy": float(correct.sum() / t.size),
         "macro_f1": float(np.mean(f1)),
         "macro_precision": float(np.mean(prec)),
         "macro_recall": float(np.mean(rec)),
@@ -92,7 +94,11 @@ def classification_metrics(y_true: Any, y_pred: Any, class_names: Sequence[str])
 def confusion(y_true: Any, y_pred: Any, num_classes: int) -> np.ndarray:
     """Confusion matrix of shape (num_classes, num_classes), int64; rows = true class."""
     t, p = _validated(y_true, y_pred, num_classes)
-    return confusion_matrix(t, p, labels=list(range(num_classes))).astype(np.int64)
+    return _confusion(t, p, num_classes)
+
+
+def _confusion(t: np.ndarray, p: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def sanitise_name(name: str) -> str:

@@ -156,8 +156,12 @@ def plot_misclassified(
 
     cols = math.ceil(math.sqrt(chosen.size))
     rows = math.ceil(chosen.size / cols)
-    fig = Figure(figsize=(2.4 * cols, 2.5 * rows + 0.5), dpi=DPI, layout="tight")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    height = 2.5 * rows + 0.5
+    # Fixed margins instead of a layout engine: fitting 25 titled axes costs the engine
+    # a full extra draw (0.3 s); every cell has the same room for its two-line title.
+    fig = Figure(figsize=(2.4 * cols, height), dpi=DPI)
+    grid = {"left": 0.02, "right": 0.98, "bottom": 0.02, "top": 1 - 0.9 / height, "wspace": 0.15, "hspace": 0.35}
+    axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw=grid).ravel()
     scale = {"vmin": 0, "vmax": 255} if images.dtype == np.uint8 else {}
     for ax, idx in zip(axes, chosen):
         ax.imshow(images[idx], cmap="gray", **scale)
@@ -168,7 +172,7 @@ def plot_misclassified(
         )
     for ax in axes:
         ax.axis("off")
-    fig.suptitle(f"{title} ({chosen.size} of {wrong.size} errors)")
+    fig.suptitle(f"{title} ({chosen.size} of {wrong.size} errors)", y=1 - 0.15 / height, va="top")
     return fig
 
 

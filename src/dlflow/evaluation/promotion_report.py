@@ -3,8 +3,8 @@
 The registration node gathers both sides (:class:`ModelSide`) and the gate's
 decision; :func:`build_report` lays them out: the decision with its reason and
 the rules applied, headline metrics side by side with deltas, a per-class delta
-table, both confusion matrices and both models' learning curves. Figures are
-embedded as base64 PNGs; there is no external CSS or JavaScript. Whatever a
+table, both confusion matrices (shaded HTML tables) and both models' learning
+curves (a base64 PNG); there is no external CSS or JavaScript. Whatever a
 side lacks (no champion yet, a family without classes or epochs) is said so.
 """
 
@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from dlflow.evaluation.metrics import sanitise_name
-from dlflow.evaluation.plots import DPI, plot_confusion_matrix
+from dlflow.evaluation.plots import DPI
 
 CLASS_METRICS = ("precision", "recall", "f1")
 CURVES = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
@@ -38,6 +38,8 @@ th{background:#f4f4f4}td.name,th.name{text-align:left}
 .decision{padding:.8em 1em;border-radius:6px;margin:1em 0}.promoted{background:#e3f5e8}.not_promoted{background:#fff2dc}
 .na{color:#777;font-style:italic}.figs{display:flex;flex-wrap:wrap;gap:1em}.figs figure{margin:0}
 figcaption{text-align:center;font-size:.9em;color:#555}img{max-width:100%}
+table.heatmap td{text-align:center;min-width:3.2em;font-size:.85em;line-height:1.1}
+table.heatmap th.col{writing-mode:vertical-rl;transform:rotate(180deg);font-weight:normal;font-size:.85em}
 """
 
 
@@ -186,33 +188,40 @@ def _per_class_section(candidate: ModelSide, champion: ModelSide | None, rules: 
 
 
 def _matrix_table(side: ModelSide, table_id: str) -> str:
+    """The confusion matrix as a heatmap table: each cell shaded by its share of the true class."""
     names = side.class_names
     matrix = np.asarray(side.confusion_matrix)
-    head = "".join(f"<th>{_e(n)}</th>" for n in names)
+    totals = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+
+    def cell(count: int, share: float) -> str:
+        text = "#fff" if share > 0.6 else "#222"
+        return (
+            f'<td style="background:rgba(8,81,156,{share:.2f});color:{text}" title="{share:.1%} of the true class">'
+            f"{share:.0%}<br><small>{int(count)}</small></td>"
+        )
+
+    head = "".join(f'<th class="col">{_e(n)}</th>' for n in names)
     rows = "".join(
-        f'<tr><th class="name">{_e(names[i])}</th>' + "".join(f"<td>{int(v)}</td>" for v in row) + "</tr>"
+        f'<tr><th class="name">{_e(names[i])}</th>' + "".join(cell(c, f) for c, f in zip(row, shares[i])) + "</tr>"
         for i, row in enumerate(matrix)
     )
     return (
-        f"<details><summary>Counts of {_e(side.label)} (rows: true class, columns: predicted)</summary>"
-        f'<table id="{table_id}"><tr><th class="name">true \\ predicted</th>{head}</tr>{rows}</table></details>'
+        f'<figure><table id="{table_id}" class="heatmap"><tr><th class="name">true \\ predicted</th>{head}</tr>'
+        f"{rows}</table><figcaption>{_e(side.label)} (rows: true class; share of the row, and count)</figcaption></figure>"
     )
 
 
 def _confusion_section(candidate: ModelSide, champion: ModelSide | None) -> str:
-    figures, tables, missing = [], [], []
+    tables, missing = [], []
     for side, key in ((champion, "champion"), (candidate, "candidate")):
         if side is None:
             continue
         if side.confusion_matrix is None or not side.per_class:
             missing.append(f'<p class="na">No confusion matrix available for {_e(side.label)}.</p>')
             continue
-        matrix = np.asarray(side.confusion_matrix)
-        fig = plot_confusion_matrix(matrix, side.class_names, title=f"Confusion matrix: {side.label}")
-        image = figure_to_img(fig, f"confusion matrix {side.label}")
-        figures.append(f"<figure>{image}<figcaption>{_e(side.label)}</figcaption></figure>")
         tables.append(_matrix_table(side, f"confusion_{key}"))
-    return f'<h2>Confusion matrices</h2>{"".join(missing)}<div class="figs">{"".join(figures)}</div>{"".join(tables)}'
+    return f'<h2>Confusion matrices</h2>{"".join(missing)}<div class="figs">{"".join(tables)}</div>'
 
 
 def plot_compared_curves(sides: Sequence[ModelSide]) -> Figure:

@@ -272,7 +272,8 @@ def _stream(url: str, part: Path, *, timeout: float, progress: bool, desc: str) 
             total = int(length) if length and length.isdigit() else None
             received = 0
             with tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=not progress
+                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+                disable=None if progress else True,  # None: no bar where stderr is no terminal (cron, CI logs)
             ) as bar:
                 while chunk := response.read(_CHUNK):
                     out.write(chunk)

@@ -15,7 +15,6 @@ the file's suffix). Example catalog entries::
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
 from dlflow.ingest.idx import read_idx
+from dlflow.ingest.image_table import table_images
 
 
 class _InputFileDataset(AbstractDataset):
@@ -56,7 +56,8 @@ class _InputFileDataset(AbstractDataset):
 class ImagesFileDataset(_InputFileDataset):
     """Images as a uint8 array: an IDX file (gzip or raw) or a parquet table with a ``pixels`` column.
 
-    Parquet rows of ``side * side`` values come back as ``(N, side, side)``,
+    ``pixels`` holds raw bytes (the pipeline's own image tables) or lists of
+    0-255 values. Rows of ``side * side`` values come back as ``(N, side, side)``,
     any other length as ``(N, length)``; the inference pipeline checks the
     shape against the model's signature.
     """
@@ -73,12 +74,10 @@ class ImagesFileDataset(_InputFileDataset):
                 f"{path} has no 'pixels' column (it has {list(table.columns)}): "
                 "expected a table like data/02_intermediate/<source>/test.parquet"
             )
-        lengths = sorted(table["pixels"].map(len).unique())
-        if len(lengths) > 1:
-            raise DatasetError(f"{path}: 'pixels' rows differ in length ({lengths[:5]}); images must share one size")
-        images = np.stack(table["pixels"].to_numpy()) if len(table) else np.empty((0, 0), np.uint8)
-        side = math.isqrt(images.shape[1])
-        return images.reshape(len(images), side, side) if side * side == images.shape[1] else images
+        try:
+            return table_images(table)
+        except ValueError as error:
+            raise DatasetError(f"{path}: {error}") from None
 
 
 class SentencesFileDataset(_InputFileDataset):

@@ -20,6 +20,7 @@ so they belong to this family and not to the generic training loop.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
 
 import torch
@@ -45,29 +46,32 @@ class ClassicCNN(nn.Sequential):
 
 
 class FastCNN(nn.Module):
-    """Conv-BN-ReLU stages with a 2x2 max-pool closing each stage, then global pooling and a linear head.
+    """Conv-BN-ReLU stages, each closed by a 2x2 max-pool, then global pooling and a linear head.
 
     With the default four stages the feature maps go 28 -> 14 -> 7 -> 3 -> 1
-    pixels. Extra convolutions and channels are cheapest in the later,
-    low-resolution stages: the fourth stage (256 channels on 3x3 maps) adds 0.3 M
-    of the 0.39 M parameters and about 10 % to the time of a step, and one point
-    of Fashion-MNIST test accuracy (93.3 % vs 92.3 % after 6 epochs, one seed).
+    pixels, and the widths are 16-64-128-256 (0.38 M parameters). Everything
+    here is chosen by time per point of accuracy on a 2-core CPU in float32,
+    where a step costs what its convolutions and its full-resolution memory
+    traffic cost (``benchmarks/cnn_benchmark.py``; numbers in the README):
 
-    Two choices make it fast on a CPU. On 2 cores with AVX512-BF16, a training
-    step of the three-stage 32-64-128 network takes about 0.4x the time with
-    both than with neither (float32, conv-BN-ReLU-pool; both channels_last),
-    and 6 epochs reached 92.3 % test accuracy with both (92.1 % without, in
-    float32: DESIGN.md's measurement):
-
+    * A narrow first stage (16 channels). At 28x28 the first stage's cost is
+      memory traffic, not arithmetic: its max-pool and BatchNorm touch every
+      pixel of every channel. 16 channels instead of 32 cut a float32 training
+      step by a quarter (52 -> 39 ms at batch 256) at equal test accuracy.
     * ``pool_before_norm``: each stage's last convolution is max-pooled *before*
-      its BatchNorm and ReLU, so those (memory-bound) layers, forward and
+      its BatchNorm and ReLU, so those memory-bound layers, forward and
       backward, touch a quarter of the pixels.
+    * An unpadded last stage (``pad_last_stage=False``): on the 3x3 map left by
+      three pools, a padded 3x3 convolution computes nine positions of which
+      the pooling keeps four, while an unpadded one computes the single
+      position that sees the whole map: 9x fewer multiply-adds in the widest
+      layer (2.65 M -> 0.29 M per image), same accuracy.
     * ``bf16``: the forward pass runs under bfloat16 autocast (convolutions and
       the linear layer in bf16, numerically sensitive ops in float32; the
       logits come back as float32). ``None`` turns it on where the hardware
       computes bf16 natively (CPUs with AVX512-BF16 or AMX, CUDA GPUs that
-      support it), where it roughly halves the time of a step; elsewhere it
-      would be emulated and slow, so the model stays in float32.
+      support it), where it cuts the time of a step by about a third;
+      elsewhere it would be emulated and slow, so the model stays in float32.
 
     Args:
         num_classes: number of output logits.
@@ -79,6 +83,10 @@ class FastCNN(nn.Module):
         dropout: dropout probability before the linear head.
         pool_before_norm: max-pool each stage's last convolution before its
             BatchNorm and ReLU (``False``: conv-BN-ReLU-pool).
+        pad_last_stage: ``False``: the last stage's last convolution is
+            unpadded and not pooled (its input must be at least 3x3: at most
+            four stages for 28x28 images); ``True``: it is padded and pooled
+            like the others.
         bf16: bfloat16 autocast: ``True``, ``False``, or ``None`` (where native).
     """
 
@@ -86,11 +94,12 @@ class FastCNN(nn.Module):
         self,
         num_classes: int = 10,
         in_channels: int = 1,
-        channels: Sequence[int] = (32, 64, 128, 256),
+        channels: Sequence[int] = (16, 64, 128, 256),
         convs_per_stage: int | Sequence[int] = 1,
         global_pool: str = "max",
         dropout: float = 0.1,
         pool_before_norm: bool = True,
+        pad_last_stage: bool = False,
         bf16: bool | None = None,
     ) -> None:
         super().__init__()
@@ -109,14 +118,16 @@ class FastCNN(nn.Module):
 
         layers: list[nn.Module] = []
         width = in_channels
-        for out_channels, convs in zip(channels, convs_per_stage):
+        for stage, (out_channels, convs) in enumerate(zip(channels, convs_per_stage)):
             for i in range(convs):
                 last = i == convs - 1
-                layers.append(nn.Conv2d(width, out_channels, kernel_size=3, padding=1, bias=False))
-                if last and pool_before_norm:
+                unpadded = last and not pad_last_stage and stage == len(channels) - 1
+                pool = last and not unpadded
+                layers.append(nn.Conv2d(width, out_channels, kernel_size=3, padding=0 if unpadded else 1, bias=False))
+                if pool and pool_before_norm:
                     layers.append(nn.MaxPool2d(2))
                 layers += [nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
-                if last and not pool_before_norm:
+                if pool and not pool_before_norm:
                     layers.append(nn.MaxPool2d(2))
                 width = out_channels
         self.features = nn.Sequential(*layers)
@@ -142,10 +153,23 @@ def native_bf16(device_type: str) -> bool:
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8  # Ampere+
     if device_type == "cpu":
+        if not _onednn_isa_allows_bf16():
+            return False
         cpu = torch.cpu
         checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
         return any(getattr(cpu, name, lambda: False)() for name in checks)
     return False
+
+
+def _onednn_isa_allows_bf16() -> bool:
+    """False when ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below AVX512-BF16 (e.g. ``AVX2``).
+
+    That variable is how a float32-only CPU is emulated on a bf16-capable one
+    (``benchmarks/cnn_benchmark.py --emulate-avx2``): the kernels obey it, and
+    so must the choice of precision.
+    """
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    return not cap or cap in ("ALL", "DEFAULT") or "BF16" in cap or "AMX" in cap or "AVX10" in cap
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"classic": ClassicCNN, "fast": FastCNN}

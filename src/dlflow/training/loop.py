@@ -67,8 +67,10 @@ class TrainConfig:
     """Everything that decides how a model is trained. Defaults: the Keras tutorial recipe.
 
     ``label_smoothing`` configures the default loss and is ignored when ``fit``
-    gets its own ``loss_fn``. ``early_stopping_patience`` counts epochs without
-    a lower validation loss; the best epoch's weights are restored at the end.
+    gets its own ``loss_fn``. ``validate_every``: validate after every n-th
+    epoch and after the last (the other epochs record NaN validation metrics).
+    ``early_stopping_patience`` counts validations without a lower validation
+    loss; the best validated epoch's weights are restored at the end.
     ``progress``, ``checkpoint_dir``, ``resume`` and ``num_threads`` do not
     change the result, so they are not part of the checkpoint key.
     ``bucket_by_feature`` names the feature (e.g. sequence lengths) by which
@@ -91,6 +93,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     max_grad_norm: float | None = None
     early_stopping_patience: int | None = None
+    validate_every: int = 1
     seed: int = 42
     deterministic: bool = True
     device: str = "auto"
@@ -119,6 +122,7 @@ class TrainConfig:
                 self.early_stopping_patience is None or self.early_stopping_patience >= 1,
                 "None or >= 1",
             ),
+            ("validate_every", self.validate_every >= 1, ">= 1"),
             ("device", self.device in DEVICES, f"one of {DEVICES}"),
             ("processes", 1 <= self.processes <= self.batch_size, "in [1, batch_size] (each takes a slice of every batch)"),
             ("num_threads", self.num_threads is None or self.num_threads >= 1, "None or >= 1"),
@@ -329,7 +333,7 @@ def _fit(
         batches = tqdm(
             train.batches(config.batch_size, shuffle=True, generator=generator, bucket_by=config.bucket_by_feature),
             total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-            disable=not (config.progress and world.is_main), leave=False,
+            disable=None if config.progress and world.is_main else True, leave=False,  # None: off where stderr is no terminal
         )  # fmt: skip
         for step, (features, targets) in enumerate(batches, start=1):
             if train_transform is not None:
@@ -362,11 +366,14 @@ def _fit(
         train_time = time.perf_counter() - started
 
         # -- validate (each process its part of ``val``), record
-        world.broadcast_buffers(model)
-        loss_total, correct_total = world.sum(
-            *_evaluation_sums(model, val_part, loss_fn, batch_size=config.eval_batch_size, channels_last=config.channels_last)
-        )
-        val_loss, val_accuracy = loss_total / len(val), correct_total / len(val)
+        validated = epoch % config.validate_every == 0 or epoch == config.epochs
+        val_loss = val_accuracy = math.nan
+        if validated:
+            world.broadcast_buffers(model)
+            loss_total, correct_total = world.sum(
+                *_evaluation_sums(model, val_part, loss_fn, batch_size=config.eval_batch_size, channels_last=config.channels_last)
+            )
+            val_loss, val_accuracy = loss_total / len(val), correct_total / len(val)
         record = EpochRecord(
             epoch=epoch,
             train_loss=train_loss,
@@ -386,7 +393,9 @@ def _fit(
         )  # fmt: skip
 
         # -- best weights and early stopping (on validation loss, the same in every process)
-        if val_loss < progress.best_val_loss:
+        if not validated:
+            pass
+        elif val_loss < progress.best_val_loss:
             progress.best_val_loss, progress.best_epoch, progress.bad_epochs = val_loss, epoch, 0
             if config.early_stopping_patience is not None:
                 progress.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -16,29 +16,46 @@ from .nodes import (
 
 
 def create_training_pipeline() -> Pipeline:
-    """Preprocessing, training and prediction on the test images."""
+    """Preprocessing, training and prediction on the test images.
+
+    Each node gets only the parameter blocks it reads, so the node cache
+    reruns exactly the nodes a parameter change affects.
+    """
     return pipeline(
         [
-            node(split_train_validation, ["image_train_intermediate", "params:cnn"], ["cnn_train_split", "cnn_val_split"], name="split_train_validation", tags="preprocessing"),
-            node(select_test_images, ["image_test_intermediate", "params:cnn"], "cnn_test_split", name="select_test_images", tags="preprocessing"),
+            node(split_train_validation, ["image_train_intermediate", "params:cnn.data"], ["cnn_train_split", "cnn_val_split"], name="split_train_validation", tags="preprocessing"),
+            node(select_test_images, ["image_test_intermediate", "params:cnn.data"], "cnn_test_split", name="select_test_images", tags="preprocessing"),
             node(compute_normalisation, "cnn_train_split", "cnn_normalisation", name="compute_normalisation", tags="preprocessing"),
             node(
                 train_cnn,
-                ["cnn_train_split", "cnn_val_split", "cnn_normalisation", "image_class_names", "params:cnn"],
+                [
+                    "cnn_train_split", "cnn_val_split", "cnn_normalisation", "image_class_names",
+                    "params:cnn.model", "params:cnn.training", "params:cnn.augmentation",
+                ],
                 ["cnn_model", "cnn_training_history"],
                 name="train_cnn",
                 tags="training",  # add `training` to cache.tags to skip it when unchanged
             ),
-            node(predict_cnn, ["cnn_model", "cnn_test_split", "cnn_normalisation", "params:cnn"], "cnn_test_predictions", name="predict_cnn"),
+            node(
+                predict_cnn,
+                ["cnn_model", "cnn_test_split", "cnn_normalisation", "params:cnn.training", "params:cnn.augmentation"],
+                "cnn_test_predictions",
+                name="predict_cnn",
+            ),
             node(
                 plot_cnn_mistakes,
-                ["cnn_test_split", "cnn_test_predictions", "image_class_names", "params:cnn"],
+                ["cnn_test_split", "cnn_test_predictions", "image_class_names", "params:cnn.misclassified_examples"],
                 "cnn_misclassified_plot",
                 name="plot_cnn_mistakes",
             ),
-            node(package_cnn, ["cnn_model", "cnn_normalisation", "cnn_test_split", "params:cnn"], "cnn_package", name="package_cnn"),
+            node(
+                package_cnn,
+                ["cnn_model", "cnn_normalisation", "image_class_names", "cnn_test_split", "params:cnn.model", "params:cnn.augmentation"],
+                "cnn_package",
+                name="package_cnn",
+            ),
         ]
-    )
+    )  # fmt: skip
 
 
 def create_pipeline(**kwargs) -> Pipeline:

@@ -6,16 +6,11 @@ columns, the class names and the training history.
 
 from __future__ import annotations
 
-import pandas as pd
-from matplotlib.figure import Figure
+from typing import Any
 
-from dlflow.evaluation import (
-    classification_metrics,
-    confusion,
-    flat_metrics,
-    plot_confusion_matrix,
-    plot_learning_curves,
-)
+import pandas as pd
+
+from dlflow.evaluation.metrics import classification_metrics, confusion, flat_metrics
 
 
 def evaluate_classifier(
@@ -27,12 +22,16 @@ def evaluate_classifier(
     return report, {name: {"value": value, "step": 0} for name, value in scores.items()}, scores
 
 
-def plot_confusion(predictions: pd.DataFrame, class_names: list[str]) -> Figure:
+def plot_confusion(predictions: pd.DataFrame, class_names: list[str]) -> Any:
     """Row-normalised confusion matrix of the test predictions."""
+    from dlflow.evaluation.plots import plot_confusion_matrix
+
     matrix = confusion(predictions["label"], predictions["prediction"], len(class_names))
     return plot_confusion_matrix(matrix, class_names)
 
 
-def plot_history(training_history: list[dict]) -> Figure:
+def plot_history(training_history: list[dict]) -> Any:
     """Train/validation loss and accuracy per epoch."""
+    from dlflow.evaluation.plots import plot_learning_curves
+
     return plot_learning_curves(training_history)

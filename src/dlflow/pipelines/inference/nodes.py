@@ -8,24 +8,26 @@ are written to the MLflow run as tags and into every output row.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
-from mlflow.models.signature import Schema
-from mlflow.tracking import MlflowClient
-from mlflow.types import DataType, TensorSpec
 
 from dlflow.config import InferenceModelParams
-from dlflow.ingest.sources import get_image_source
+
+if TYPE_CHECKING:
+    from mlflow.models.signature import Schema
+    from mlflow.tracking import MlflowClient
+    from mlflow.types import TensorSpec
 
 logger = logging.getLogger(__name__)
 
 
 def _resolve_version(client: MlflowClient, name: str, alias: str, family: str):
     """The model version ``name@alias`` points at; ``LookupError`` saying how to fix it otherwise."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
     try:
         registered = client.get_registered_model(name)
     except MlflowException as error:
@@ -52,6 +54,9 @@ def load_registered_model(params: dict[str, Any], family: str) -> tuple[Any, dic
     Returns the model and ``model_info`` (``model_name``, ``model_version``,
     ``model_run_id``, ``model_uri``), which also tags the active MLflow run.
     """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     chosen = InferenceModelParams.model_validate(params)
     version = _resolve_version(MlflowClient(), chosen.model_name, chosen.alias, family)
     model = mlflow.pyfunc.load_model(f"models:/{chosen.model_name}/{version.version}")
@@ -87,6 +92,8 @@ def _check_tensor(data: np.ndarray, spec: TensorSpec, where: str) -> np.ndarray:
 
 
 def _check_columns(data: pd.DataFrame, schema: Schema, where: str) -> pd.DataFrame:
+    from mlflow.types import DataType
+
     if not isinstance(data, pd.DataFrame):
         raise ValueError(f"{where} takes a table with columns {schema.input_names()}, got {type(data).__name__}.")
     missing = [name for name in schema.required_input_names() if name not in data.columns]
@@ -123,31 +130,14 @@ def _batches(model: Any, data: Any, batch_size: int) -> list:
     return [model.predict(data[start : start + batch_size]) for start in range(0, len(data), batch_size)]
 
 
-def predict_images(
-    model: Any, images: np.ndarray, model_info: dict[str, Any], image_source: str, params: dict[str, Any]
-) -> pd.DataFrame:
+def predict_images(model: Any, images: np.ndarray, model_info: dict[str, Any], params: dict[str, Any]) -> pd.DataFrame:
     """One row per image: ``prediction`` (class index), ``label_name``, ``probability`` and the model columns.
 
-    ``images`` are raw pixel values 0-255; ``image_source`` names the classes.
+    ``images`` are raw pixel values 0-255; the registered model names its classes.
     """
-    if images.min() < 0 or images.max() > 255:
-        raise ValueError(f"Pixel values span {images.min()}..{images.max()}; the model takes raw values 0-255.")
-    class_names = get_image_source(image_source).class_names
     batch_size = InferenceModelParams.model_validate(params).batch_size
-    probabilities = np.concatenate([np.asarray(p) for p in _batches(model, images, batch_size)])
-    if probabilities.shape[1] != len(class_names):
-        raise ValueError(
-            f"{model_info['model_name']} returns {probabilities.shape[1]} classes but image source "
-            f"{image_source!r} has {len(class_names)}: set inference.image_source to the model's data set."
-        )
-    best = probabilities.argmax(axis=1)
-    return pd.DataFrame(
-        {
-            "prediction": best.astype(np.int64),
-            "label_name": [class_names[i] for i in best],
-            "probability": probabilities.max(axis=1).astype(np.float64),
-        }
-    ).assign(**_model_columns(model_info))
+    answers = pd.concat(_batches(model, images, batch_size), ignore_index=True)
+    return answers[["prediction", "label_name", "probability"]].assign(**_model_columns(model_info))
 
 
 def predict_sentences(

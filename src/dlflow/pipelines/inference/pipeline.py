@@ -34,8 +34,7 @@ def create_cnn_pipeline(**kwargs) -> Pipeline:
         + [
             node(
                 predict_images,
-                ["cnn_inference_model", "cnn_inference_checked_input", "cnn_inference_model_info",
-                 "params:inference.image_source", "params:inference.cnn"],
+                ["cnn_inference_model", "cnn_inference_checked_input", "cnn_inference_model_info", "params:inference.cnn"],
                 "cnn_inference_predictions",
                 name="predict_images",
             )

@@ -5,24 +5,33 @@ parses them); these nodes check that images and labels belong together and
 turn them into tables with a documented schema:
 
 ``label``  uint8, the class index
-``pixels`` list<uint8> of 784 values, the 28x28 image in row-major order
+``pixels`` binary, the 784 uint8 values of the 28x28 image in row-major order
+(``dlflow.ingest.image_table``)
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
-from dlflow.evaluation import plot_class_distribution
 from dlflow.ingest.idx import validate_image_label_pair
+from dlflow.ingest.image_table import image_table
 from dlflow.ingest.sources import get_image_source
 
 
-def build_image_table(
-    images: np.ndarray, labels: np.ndarray, image_source: str, split: str
-) -> pd.DataFrame:
-    """Check an images/labels pair and return it as a ``label``/``pixels`` table."""
+def build_train_table(images: np.ndarray, labels: np.ndarray, image_source: str) -> pd.DataFrame:
+    """Check the training images/labels pair and return it as a ``label``/``pixels`` table."""
+    return _image_table(images, labels, image_source, "train")
+
+
+def build_test_table(images: np.ndarray, labels: np.ndarray, image_source: str) -> pd.DataFrame:
+    """Check the test images/labels pair and return it as a ``label``/``pixels`` table."""
+    return _image_table(images, labels, image_source, "test")
+
+
+def _image_table(images: np.ndarray, labels: np.ndarray, image_source: str, split: str) -> pd.DataFrame:
     source = get_image_source(image_source)
     validate_image_label_pair(
         images,
@@ -31,8 +40,7 @@ def build_image_table(
         labels_path=f"data/01_raw/{image_source}/{source.files[f'{split}_labels'].filename}",
         num_classes=len(source.class_names),
     )
-    flat = images.reshape(len(images), -1).astype(np.uint8, copy=False)
-    return pd.DataFrame({"label": labels.astype(np.uint8), "pixels": list(flat)})
+    return image_table(images, labels)
 
 
 def list_class_names(image_source: str) -> list[str]:
@@ -42,7 +50,7 @@ def list_class_names(image_source: str) -> list[str]:
 
 def summarise_image_data(
     train: pd.DataFrame, test: pd.DataFrame, class_names: list[str]
-) -> tuple[dict, Figure]:
+) -> tuple[dict, Any]:
     """Class counts per split (JSON for MLflow) and a bar chart of the training split."""
     def counts(table: pd.DataFrame) -> dict[str, int]:
         found = np.bincount(table["label"].to_numpy(), minlength=len(class_names))
@@ -55,5 +63,7 @@ def summarise_image_data(
         "train_class_counts": counts(train),
         "test_class_counts": counts(test),
     }
+    from dlflow.evaluation.plots import plot_class_distribution
+
     figure = plot_class_distribution(summary["train_class_counts"], title="Training images per class")
     return summary, figure

@@ -1,23 +1,21 @@
 """``ingestion``: raw IDX files → validated parquet tables + data summary."""
 
-from functools import partial
-
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import build_image_table, list_class_names, summarise_image_data
+from .nodes import build_test_table, build_train_table, list_class_names, summarise_image_data
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
         [
             node(
-                partial(build_image_table, split="train"),
+                build_train_table,
                 ["image_train_images_raw", "image_train_labels_raw", "params:image_source"],
                 "image_train_intermediate",
                 name="validate_train_images",
             ),
             node(
-                partial(build_image_table, split="test"),
+                build_test_table,
                 ["image_test_images_raw", "image_test_labels_raw", "params:image_source"],
                 "image_test_intermediate",
                 name="validate_test_images",

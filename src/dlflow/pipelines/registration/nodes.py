@@ -6,18 +6,13 @@ from __future__ import annotations
 import logging
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
 import pandas as pd
-import torch
-from mlflow.models import infer_signature
-from mlflow.tracking import MlflowClient
 
 import dlflow
 from dlflow.config import PromotionParams, PromotionRules, RegistrationParams
-from dlflow.evaluation import confusion
-from dlflow.evaluation.promotion_report import CURVES, ModelSide, build_report
+from dlflow.evaluation.metrics import confusion
 from dlflow.registry import (
     TAG_REPORT,
     GateStep,
@@ -29,6 +24,11 @@ from dlflow.registry import (
     step_for,
     target_aliases,
 )
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+    from dlflow.evaluation.promotion_report import ModelSide
 
 logger = logging.getLogger(__name__)
 CODE_PATHS = [str(Path(dlflow.__file__).parent)]
@@ -42,29 +42,38 @@ def _requirements() -> list[str]:
 
 
 def _log_model(package: dict[str, Any]):
-    """Log a torch module (``mlflow.pytorch``) or a ``PythonModel`` (``mlflow.pyfunc``)."""
+    """Log the family's servable ``PythonModel`` with its signature and input example.
+
+    A model with an ``ENTRY_POINT`` is logged as code plus the files its
+    ``write_artifacts`` writes (weights, description); others are pickled.
+    The output schema is read off the example output's column types.
+    """
+    import tempfile
+
+    import mlflow
+    from mlflow.models import ModelSignature, infer_signature
+
+    from dlflow.tracking import table_schema
+
     model, example = package["model"], package["input_example"]
     params = package.get("predict_params")
-    if isinstance(model, torch.nn.Module):
-        with torch.inference_mode():
-            output = model(torch.as_tensor(example)).numpy()
-        return mlflow.pytorch.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example, output),
-            input_example=example,
-            code_paths=CODE_PATHS,
-            pip_requirements=_requirements(),
-        )
     output = model.predict(None, example, params)
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=model,
-        signature=infer_signature(example, output, params=params),
-        input_example=(example, params) if params else example,
-        code_paths=CODE_PATHS,
-        pip_requirements=_requirements(),
-    )
+    inferred = infer_signature(example, params=params)
+    outputs = table_schema(output) if isinstance(output, pd.DataFrame) else infer_signature(example, output).outputs
+    signature = ModelSignature(inputs=inferred.inputs, outputs=outputs, params=inferred.params)
+    logged = {
+        "name": "model",
+        "signature": signature,
+        "input_example": (example, params) if params else example,
+        "code_paths": CODE_PATHS,
+        "pip_requirements": _requirements(),
+    }
+    entry_point = getattr(model, "ENTRY_POINT", None)
+    if entry_point is None:
+        return mlflow.pyfunc.log_model(python_model=model, **logged)
+    with tempfile.TemporaryDirectory() as directory:
+        artifacts = model.write_artifacts(Path(directory))
+        return mlflow.pyfunc.log_model(python_model=str(entry_point), artifacts=artifacts, **logged)
 
 
 def _artifact(family: str, name: str) -> str:
@@ -85,11 +94,15 @@ def _candidate_evaluation(
 
 def _history(client: MlflowClient, run_id: str) -> dict[str, list[tuple[int, float]]]:
     """Per-epoch curves as logged live by ``MlflowEpochLogger`` (empty for families without epochs)."""
+    from dlflow.evaluation.promotion_report import CURVES
+
     curves = {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)] for key in CURVES}
     return {key: points for key, points in curves.items() if points}
 
 
 def _load_json(run_id: str, path: str) -> dict[str, Any] | None:
+    import mlflow
+
     try:
         return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
     except Exception:  # absent (older runs) or unreadable: the report says what is missing
@@ -98,6 +111,8 @@ def _load_json(run_id: str, path: str) -> dict[str, Any] | None:
 
 def _champion_side(client: MlflowClient, model_name: str, family: str, step: GateStep, candidate: ModelSide) -> ModelSide:
     """The champion this version was judged against, read back from its run in MLflow."""
+    from dlflow.evaluation.promotion_report import ModelSide
+
     champion = client.get_model_version(model_name, step.champion.version)
     run = client.get_run(champion.run_id)
     evaluation = _load_json(run.info.run_id, _artifact(family, "evaluation.json"))
@@ -118,6 +133,8 @@ def _champion_side(client: MlflowClient, model_name: str, family: str, step: Gat
 def _report(
     client: MlflowClient, model_name: str, family: str, step: GateStep, candidate: ModelSide, rules: PromotionRules
 ) -> str:
+    from dlflow.evaluation.promotion_report import build_report
+
     champion, note = None, None
     if step.champion is not None and step.decision.rule == "test_data":
         note = (
@@ -164,6 +181,11 @@ def register_model(
     Writes ``registration/<family>/champion_vs_challenger.html`` to the run and
     attaches it to the new version. Returns a JSON-able record of what happened.
     """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from dlflow.evaluation.promotion_report import ModelSide, build_report
+
     registration = RegistrationParams.model_validate(params)
     rules = PromotionParams.model_validate(promotion).rules_for(family)
     run = mlflow.active_run()
