@@ -214,7 +214,7 @@ class CacheParams(StrictModel):
     """Skipping unchanged nodes (``dlflow.runner.SkipUnchangedRunner``)."""
 
     enabled: bool = True
-    tags: list[str] = Field(default_factory=lambda: ["ingestion", "preprocessing"])  # nodes that may be skipped
+    tags: list[str] = Field(default_factory=lambda: ["ingestion", "preprocessing", "embeddings"])  # nodes that may be skipped
     directory: str = "data/09_node_cache"  # one record per completed node
 
 

@@ -121,21 +121,25 @@ class LineageHook:
         self._project_path = "."
         self._logged: dict[str, str] = {}
         self._params: dict[str, Any] = {}
+        self._reproducibility: dict[str, Any] = {}
 
     @hook_impl
     def after_context_created(self, context) -> None:
         self._params = context.params
 
     @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline) -> None:
         import mlflow
 
+        from dlflow.manifest import REPRODUCIBLE_TAG, reproducibility
         from dlflow.resume import KEY_TAG, owner_tags, resume_key
 
         self._project_path = run_params.get("project_path") or "."
         self._logged.clear()
+        self._reproducibility = reproducibility({node.name for node in pipeline.nodes}, self._params)
         if mlflow.active_run() is not None:
-            mlflow.set_tags(git_state(self._project_path) | owner_tags() | {KEY_TAG: resume_key(run_params, self._params)})
+            tags = git_state(self._project_path) | owner_tags() | {KEY_TAG: resume_key(run_params, self._params)}
+            mlflow.set_tags(tags | {REPRODUCIBLE_TAG: str(self._reproducibility["bit_reproducible"]).lower()})
 
     @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
@@ -158,7 +162,8 @@ class LineageHook:
         from dlflow.manifest import build_manifest
 
         if mlflow.active_run() is not None:
-            mlflow.log_dict(build_manifest(run_params, self._params, self._logged), "manifest.json")
+            manifest = build_manifest(run_params, self._params, self._logged) | {"reproducibility": self._reproducibility}
+            mlflow.log_dict(manifest, "manifest.json")
 
 
 class TimingHook:

@@ -62,6 +62,29 @@ def environment() -> dict[str, Any]:
     }
 
 
+REPRODUCIBLE_TAG = "dlflow.bit_reproducible"
+#: How far a replay's metrics may differ when the run is not bit-reproducible: 2 % of the value
+#: (2 points of accuracy), enough for the spread of lock-free Word2Vec (README, "Reproducibility").
+REPLAY_TOLERANCE = 0.02
+
+
+def reproducibility(node_names: set[str], params: dict[str, Any]) -> dict[str, Any]:
+    """Whether a rerun of these nodes with these parameters gives bit-identical results, and if not why.
+
+    Training in the shared loop is seeded and deterministic; Word2Vec is so only
+    with ``word2vec.training.deterministic: true`` (one thread, about half the speed).
+    """
+    why_not = []
+    training = params.get("word2vec", {}).get("training", {})
+    if "train_word2vec" in node_names and not training.get("deterministic", False):
+        why_not.append("word2vec vectors: lock-free multi-threaded training (word2vec.training.deterministic=false)")
+    return {
+        "bit_reproducible": not why_not,
+        "why_not": why_not,
+        "replay_tolerance": 0.0 if not why_not else REPLAY_TOLERANCE,
+    }
+
+
 def build_manifest(run_params: dict[str, Any], params: dict[str, Any], inputs: dict[str, str]) -> dict[str, Any]:
     """The manifest of a finished pipeline run."""
     project = run_params.get("project_path") or "."

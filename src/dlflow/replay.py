@@ -31,6 +31,7 @@ class ReplayReport:
     environment: list[str] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     metrics: list[str] = field(default_factory=list)
+    tolerance: float = 0.0  # metrics compared within this fraction of their value (not bit-reproducible runs)
 
     @property
     def identical(self) -> bool:
@@ -41,6 +42,8 @@ class ReplayReport:
         for title, items in (("environment", self.environment), ("inputs", self.inputs), ("metrics", self.metrics)):
             out.append(f"{title}: " + ("no differences" if not items else f"{len(items)} difference(s)"))
             out += [f"  {item}" for item in items]
+        if self.tolerance:
+            out.append(f"(metrics compared within ±{self.tolerance:.0%} of their value: the run is not bit-reproducible)")
         return out
 
 
@@ -62,7 +65,7 @@ def _compare(kind: str, old: dict[str, Any], new: dict[str, Any], tolerance: flo
         if any(marker in key for marker in TIMINGS):
             continue
         a, b = old.get(key), new.get(key)
-        same = a == b or (isinstance(a, float) and isinstance(b, float) and abs(a - b) <= tolerance)
+        same = a == b or (isinstance(a, float) and isinstance(b, float) and abs(a - b) <= tolerance * max(1.0, abs(a)))
         if not same:
             changed.append(f"{kind} {key}: {a} → {b}")
     return changed
@@ -94,7 +97,9 @@ def replay(run_id: str, project_path: Path, *, check_only: bool = False) -> Repl
     new_manifest = mlflow.artifacts.load_dict(f"runs:/{replayed.info.run_id}/manifest.json")
     report.inputs = _compare("input", manifest["inputs"], new_manifest["inputs"])
     original = client.get_run(run_id).data.metrics
-    report.metrics = _compare("metric", original, client.get_run(replayed.info.run_id).data.metrics)
+    tolerance = manifest.get("reproducibility", {}).get("replay_tolerance", 0.0)
+    report.tolerance = tolerance
+    report.metrics = _compare("metric", original, client.get_run(replayed.info.run_id).data.metrics, tolerance)
     return report
 
 

@@ -25,6 +25,11 @@ class TrackingServerUnreachable(RuntimeError):
     """The MLflow tracking server named by the tracking URI does not answer."""
 
 
+def mlflow_metrics(values: dict[str, float], step: int = 0) -> dict[str, dict[str, float]]:
+    """Metrics as kedro-mlflow's ``MlflowMetricsHistoryDataset`` saves them: ``{name: {"value", "step"}}``."""
+    return {name: {"value": float(value), "step": step} for name, value in values.items()}
+
+
 def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
     """Raise ``TrackingServerUnreachable`` naming ``uri`` when an HTTP(S) tracking server does not answer.
 

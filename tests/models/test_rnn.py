@@ -23,7 +23,7 @@ def toy_task(n: int = 512, vocab: int = 20, length: int = 12, seed: int = 0) -> 
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-@pytest.mark.parametrize("pooling", ["max", "last"])
+@pytest.mark.parametrize("pooling", ["max", "last", "max_mean", "attention"])
 def test_output_shape_and_padding_does_not_matter(cell, pooling):
     model = SentenceRNN(30, 8, hidden_size=6, cell=cell, pooling=pooling, embedding_mode="rand").eval()
     ids = torch.tensor([[5, 6, 7, 0, 0], [8, 9, 0, 0, 0]])

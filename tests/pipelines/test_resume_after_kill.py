@@ -71,3 +71,39 @@ def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
     final = client.get_run(resumed.info.run_id).data.metrics
     for metric in ("test_accuracy", "test_macro_f1", "train_loss", "val_loss"):
         assert final[metric] == reference.data.metrics[metric], metric
+
+
+def test_killed_rnn_run_resumes_with_the_vectors_it_trained(kedro_project: Path) -> None:
+    """The resumed run does not retrain Word2Vec: the node cache vouches for the vectors written before the kill."""
+    env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
+    command = [sys.executable, "-m", "kedro", "run", "--pipeline", "rnn", "--env", "test", "--params", "rnn.training.epochs=6"]
+    vectors = kedro_project / "data/06_models/word2vec/vectors.txt"
+    victim = subprocess.Popen(command, cwd=kedro_project, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    client = MlflowClient()
+
+    def rnn_epoch_done() -> bool:
+        experiment = client.get_experiment_by_name("dlflow")
+        runs = client.search_runs([experiment.experiment_id]) if experiment is not None else []
+        return bool(runs) and bool(client.get_metric_history(runs[0].info.run_id, "train_loss"))
+
+    deadline = time.monotonic() + 300
+    while not rnn_epoch_done():
+        assert victim.poll() is None, "the run ended before its first RNN epoch was recorded"
+        assert time.monotonic() < deadline, "no RNN epoch recorded within 5 minutes"
+        time.sleep(0.1)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    trained = vectors.read_bytes()
+    experiment = client.get_experiment_by_name("dlflow")
+    (killed,) = client.search_runs([experiment.experiment_id])
+    assert len(client.get_metric_history(killed.info.run_id, "train_loss")) < 6
+
+    subprocess.run(command, cwd=kedro_project, env=env, check=True, capture_output=True, timeout=600)
+    (resumed,) = client.search_runs([experiment.experiment_id])
+    assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
+    assert resumed.data.tags["dlflow.reused.train_word2vec"] == killed.info.run_id
+    assert vectors.read_bytes() == trained
+    assert resumed.data.metrics["word2vec_words_per_second"] > 0  # the report of the training that made them
+    assert [m.step for m in client.get_metric_history(resumed.info.run_id, "train_loss")] == [1, 2, 3, 4, 5, 6]
+    assert resumed.data.tags["dlflow.bit_reproducible"] == "false"

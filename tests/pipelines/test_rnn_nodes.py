@@ -38,7 +38,7 @@ RNN = {
 def test_cross_validation_predicts_every_sentence_out_of_fold():
     mr = mr_table()
     text = {"corpora": ["mr"], "vocabulary": {"min_count": 1}}
-    vocabulary = build_vocabulary(build_text_corpus(mr, None, None, None, text), text)
+    vocabulary = build_vocabulary(build_text_corpus(mr, None, None, None, None, text), text)
     words = list(Vocabulary.from_dict(vocabulary).words[2:])  # without <pad>, <unk>
     vectors = {"words": words, "vectors": np.random.default_rng(0).normal(size=(len(words), 6)).astype(np.float32)}
 

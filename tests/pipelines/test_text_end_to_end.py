@@ -63,7 +63,8 @@ def test_word2vec_and_rnn_pipelines(kedro_project: Path) -> None:
     run = latest_run(client, "rnn")
     assert run.info.status == "FINISHED"
     metrics = run.data.metrics
-    for name in ("test_accuracy", "cv_accuracy_mean", "baseline_nb_cv_accuracy_mean", "train_loss", "val_accuracy"):
+    for name in ("test_accuracy", "cv_accuracy_mean", "baseline_nb_cv_accuracy_mean", "train_loss", "val_accuracy",
+                 "sentences_per_second"):
         assert name in metrics, (name, sorted(metrics))
     assert metrics["baseline_nb_cv_accuracy_mean"] > 0.7  # Naive Bayes on one MR fold
     assert metrics["test_accuracy"] == pytest.approx(metrics["cv_accuracy_mean"])  # split mode: one fold

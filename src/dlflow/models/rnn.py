@@ -27,7 +27,7 @@ from torch import nn
 
 EMBEDDING_MODES = ("rand", "static", "non_static")
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
-POOLINGS = ("max", "last")
+POOLINGS = ("max", "last", "max_mean", "attention")
 
 
 def reverse_within_length(sequences: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -88,8 +88,10 @@ class SentenceRNN(nn.Module):
             CELLS[cell](n, hidden_size, batch_first=True) for n in (layer_inputs if bidirectional else [])
         )
         self.pooling = pooling
+        width = hidden_size * directions
+        self.attention = nn.Linear(width, 1) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size * directions, num_classes)
+        self.classifier = nn.Linear(width * (2 if pooling == "max_mean" else 1), num_classes)
 
     def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         lengths = lengths.clamp(min=1)
@@ -103,9 +105,15 @@ class SentenceRNN(nn.Module):
                 reversed_outputs = self.backward_layers[depth](reverse_within_length(states, lengths))[0]
                 outputs.append(reverse_within_length(reversed_outputs, lengths))
             states = torch.cat(outputs, dim=2)
-        if self.pooling == "max":
-            padding = torch.arange(longest, device=states.device)[None, :] >= lengths[:, None]
+        padding = torch.arange(longest, device=states.device)[None, :] >= lengths[:, None]
+        if self.pooling in ("max", "max_mean"):
             sentence = states.masked_fill(padding[:, :, None], float("-inf")).max(dim=1).values
+            if self.pooling == "max_mean":
+                mean = states.masked_fill(padding[:, :, None], 0.0).sum(dim=1) / lengths[:, None].to(states.dtype)
+                sentence = torch.cat([sentence, mean], dim=1)
+        elif self.pooling == "attention":
+            scores = self.attention(states).squeeze(2).masked_fill(padding, float("-inf"))
+            sentence = (torch.softmax(scores, dim=1)[:, :, None] * states).sum(dim=1)
         else:
             hidden = self.forward_layers[0].hidden_size
             last = states.gather(1, (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[2])).squeeze(1)

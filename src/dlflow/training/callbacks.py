@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from typing import TYPE_CHECKING
 
 from torch import nn
@@ -37,11 +38,14 @@ class Callback:
 class MlflowEpochLogger(Callback):
     """Log each epoch's metrics to the active MLflow run at ``step=epoch``, so curves grow live.
 
-    Without an active run it logs nothing and warns once.
+    ``samples`` names what a sample is in the throughput metric: with
+    ``samples="sentences"`` the loop's ``samples_per_second`` is logged as
+    ``sentences_per_second``. Without an active run it logs nothing and warns once.
     """
 
-    def __init__(self, prefix: str = "") -> None:
+    def __init__(self, prefix: str = "", samples: str = "samples") -> None:
         self.prefix = prefix
+        self.samples = samples
         self._warned = False
 
     def on_resume(self, history: list[EpochRecord]) -> None:
@@ -55,7 +59,7 @@ class MlflowEpochLogger(Callback):
         run = mlflow.active_run()
         if run is None or not history:
             return
-        name = f"{self.prefix}val_loss"
+        name = f"{self.prefix}train_loss"  # logged every epoch (validation may skip epochs)
         logged = {m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, name)}
         for record in history:
             if record.epoch not in logged:
@@ -71,9 +75,9 @@ class MlflowEpochLogger(Callback):
                 self._warned = True
             return
         metrics = {
-            f"{self.prefix}{name}": float(value)
+            f"{self.prefix}{name.replace('samples_', f'{self.samples}_')}": float(value)
             for name, value in dataclasses.asdict(record).items()
-            if name != "epoch"
+            if name != "epoch" and not math.isnan(value)  # NaN: not validated this epoch
         }
         mlflow.log_metrics(metrics, step=record.epoch)
 

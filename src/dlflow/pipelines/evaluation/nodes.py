@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from dlflow.evaluation.metrics import classification_metrics, confusion, flat_metrics
+from dlflow.tracking import mlflow_metrics
 
 
 def evaluate_classifier(
@@ -19,7 +20,7 @@ def evaluate_classifier(
     """Full metrics report (JSON), the flat ``test_*`` metrics for MLflow, and the same as plain scores."""
     report = classification_metrics(predictions["label"], predictions["prediction"], class_names)
     scores = flat_metrics(report)
-    return report, {name: {"value": value, "step": 0} for name, value in scores.items()}, scores
+    return report, mlflow_metrics(scores), scores
 
 
 def plot_confusion(predictions: pd.DataFrame, class_names: list[str]) -> Any:

@@ -11,22 +11,20 @@ registered.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
-from sklearn.model_selection import train_test_split
 
 from dlflow.config import RnnParams, parse
 from dlflow.lineage import table_digest
-from dlflow.models.naive_bayes import build_naive_bayes
-from dlflow.models.rnn import SentenceRNN
-from dlflow.resume import run_checkpoint_dir
-from dlflow.serving.sentence_classifier import SentenceClassifierModel
 from dlflow.text import PAD_ID, Vocabulary
 from dlflow.text.sequences import encode_sentences
-from dlflow.training import MlflowEpochLogger, TensorDataset, TrainConfig, fit, predict, seed_everything
+from dlflow.tracking import mlflow_metrics
+
+if TYPE_CHECKING:
+    from dlflow.models.rnn import SentenceRNN
+    from dlflow.training import TensorDataset
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +77,10 @@ def build_embedding_matrix(word_vectors: dict[str, Any], text_vocabulary: dict, 
 
 
 def _split(encoded: dict[str, np.ndarray], rows: np.ndarray) -> TensorDataset:
+    import torch
+
+    from dlflow.training import TensorDataset
+
     return TensorDataset(
         features=(torch.from_numpy(encoded["ids"][rows]), torch.from_numpy(encoded["lengths"][rows])),
         targets=torch.from_numpy(encoded["labels"][rows]),
@@ -86,6 +88,10 @@ def _split(encoded: dict[str, np.ndarray], rows: np.ndarray) -> TensorDataset:
 
 
 def _build_rnn(rnn: RnnParams, embeddings: np.ndarray) -> SentenceRNN:
+    import torch
+
+    from dlflow.models.rnn import SentenceRNN
+
     return SentenceRNN(
         embeddings.shape[0],
         embeddings.shape[1],
@@ -97,12 +103,17 @@ def _build_rnn(rnn: RnnParams, embeddings: np.ndarray) -> SentenceRNN:
 
 def cross_validate_rnn(
     encoded: dict[str, np.ndarray], embeddings: np.ndarray, params: dict[str, Any]
-) -> tuple[SentenceRNN, list[dict], pd.DataFrame, dict, dict]:
+) -> tuple[Any, list[dict], pd.DataFrame, dict, dict]:
     """Train one RNN per held-out fold with the shared training loop.
 
     Returns the model of ``test_fold``, its per-epoch history, the out-of-fold
     predictions, MLflow metrics (``cv_accuracy_mean``/``_std`` and per fold) and a JSON report.
     """
+    from sklearn.model_selection import train_test_split
+
+    from dlflow.resume import run_checkpoint_dir
+    from dlflow.training import MlflowEpochLogger, TrainConfig, fit, predict, seed_everything
+
     rnn: RnnParams = parse("rnn", params)
     folds = encoded["folds"]
     config = TrainConfig(**rnn.training.model_dump() | {"checkpoint_dir": run_checkpoint_dir(rnn.training.checkpoint_dir)})
@@ -123,7 +134,7 @@ def cross_validate_rnn(
             _split(encoded, np.sort(train_rows)),
             _split(encoded, np.sort(val_rows)),
             config,
-            callbacks=[MlflowEpochLogger(prefix=prefix)],
+            callbacks=[MlflowEpochLogger(prefix=prefix, samples="sentences")],
         )
         test = _split(encoded, test_rows)
         probabilities = predict(result.model, test.features, batch_size=config.eval_batch_size, device="cpu").numpy()
@@ -152,11 +163,13 @@ def cross_validate_rnn(
     metrics = {"cv_accuracy_mean": report["accuracy_mean"], "cv_accuracy_std": report["accuracy_std"]}
     metrics |= {f"cv_fold{k}_accuracy": v for k, v in accuracies.items()}
     oof = pd.concat(predictions).sort_values("row").reset_index(drop=True)
-    return chosen_model.cpu().eval(), chosen_history, oof, _mlflow_metrics(metrics), report
+    return chosen_model.cpu().eval(), chosen_history, oof, mlflow_metrics(metrics), report
 
 
 def cross_validate_naive_bayes(mr_sentences: pd.DataFrame, params: dict[str, Any]) -> tuple[dict, dict]:
     """The bag-of-words Naive Bayes baseline on exactly the RNN's folds."""
+    from dlflow.models.naive_bayes import build_naive_bayes
+
     rnn: RnnParams = parse("rnn", params)
     folds = mr_sentences["fold"].to_numpy()
     sentences, labels = mr_sentences["sentence"].to_numpy(), mr_sentences["label"].to_numpy()
@@ -174,17 +187,15 @@ def cross_validate_naive_bayes(mr_sentences: pd.DataFrame, params: dict[str, Any
     }
     logger.info("Naive Bayes baseline: accuracy %.4f ± %.4f", report["accuracy_mean"], report["accuracy_std"])
     metrics = {"baseline_nb_cv_accuracy_mean": report["accuracy_mean"], "baseline_nb_cv_accuracy_std": report["accuracy_std"]}
-    return _mlflow_metrics(metrics), report
-
-
-def _mlflow_metrics(values: dict[str, float]) -> dict[str, dict[str, float]]:
-    return {name: {"value": value, "step": 0} for name, value in values.items()}
+    return mlflow_metrics(metrics), report
 
 
 def package_rnn(
-    model: SentenceRNN, text_vocabulary: dict, mr_sentences: pd.DataFrame, predictions: pd.DataFrame, params: dict[str, Any]
+    model: Any, text_vocabulary: dict, mr_sentences: pd.DataFrame, predictions: pd.DataFrame, params: dict[str, Any]
 ) -> dict[str, Any]:
     """The servable model (raw sentences in, label and probability out), an example and the test digest."""
+    from dlflow.serving.sentence_classifier import SentenceClassifierModel
+
     rnn: RnnParams = parse("rnn", params)
     servable = SentenceClassifierModel(model, Vocabulary.from_dict(text_vocabulary), CLASS_NAMES, rnn.max_length)
     evaluated = mr_sentences.iloc[predictions["row"].to_numpy()]

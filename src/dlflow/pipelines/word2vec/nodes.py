@@ -9,21 +9,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dlflow.config import Word2VecParams, parse
+from dlflow.config import Word2VecParams, Word2VecTrainingParams, parse
 from dlflow.ingest.download import file_digest
 from dlflow.text import SPECIALS, Vocabulary
+from dlflow.tracking import mlflow_metrics
 
 logger = logging.getLogger(__name__)
 
 
-def train_word_vectors(
-    text_corpus: pd.DataFrame, text_vocabulary: dict, params: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
-    """Train Word2Vec on the corpus; return the vectors (specials left out) and speed metrics."""
+def train_word_vectors(text_corpus: pd.DataFrame, text_vocabulary: dict, params: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+    """Train Word2Vec on the corpus; return the vectors (specials left out) and a training report.
+
+    Both outputs are files, so the node cache (tag ``embeddings``) can skip it:
+    a resumed or unchanged run reuses the vectors instead of training new ones.
+    """
     from dlflow.training.callbacks import MlflowProgressLogger
     from dlflow.training.word2vec import Word2VecConfig, train_word2vec
 
-    w2v: Word2VecParams = parse("word2vec", params)
+    training = Word2VecTrainingParams.model_validate(params)
     vocabulary = Vocabulary.from_dict(text_vocabulary)
     ids, offsets = vocabulary.encode_corpus(text_corpus["tokens"])
     corpus_tokens = int(text_corpus["tokens"].map(len).sum())
@@ -31,25 +34,32 @@ def train_word_vectors(
         ids,
         offsets,
         vocabulary.counts,
-        Word2VecConfig(**w2v.training.model_dump()),
+        Word2VecConfig(**training.model_dump()),
         corpus_tokens=corpus_tokens,
         on_progress=MlflowProgressLogger(prefix="word2vec_"),
     )
     keep = len(SPECIALS)
     vectors = {"words": list(vocabulary.words[keep:]), "vectors": result.input_vectors[keep:]}
-    speed = {
-        "word2vec_train_seconds": result.seconds,
-        "word2vec_words_per_second": result.words_per_second,
-        "word2vec_corpus_tokens": float(corpus_tokens),
-        "word2vec_compile_seconds": result.compile_seconds,
-        "word2vec_threads": float(result.threads),
-        "word2vec_vocabulary_size": float(len(vectors["words"])),
+    report = {
+        "engine": result.engine,
+        "threads": result.threads,
+        "bit_reproducible": training.deterministic,
+        "train_seconds": result.seconds,
+        "words_per_second": result.words_per_second,
+        "corpus_tokens": corpus_tokens,
+        "compile_seconds": result.compile_seconds,
+        "vocabulary_size": len(vectors["words"]),
     }
     logger.info(
         "Word2Vec (%s, %d thread(s)): %.0fk words/s, %.1f s",
         result.engine, result.threads, result.words_per_second / 1e3, result.seconds,
     )  # fmt: skip
-    return vectors, {name: {"value": value, "step": 0} for name, value in speed.items()}
+    return vectors, report
+
+
+def word2vec_training_metrics(training_report: dict) -> dict[str, dict[str, float]]:
+    """The training report's numbers as MLflow metrics (``word2vec_words_per_second``, ...)."""
+    return mlflow_metrics({f"word2vec_{name}": value for name, value in training_report.items() if name != "engine"})
 
 
 def evaluate_word_vectors(
@@ -74,7 +84,7 @@ def evaluate_word_vectors(
         "simlex999_oov_rate": report["simlex999"]["oov_rate"],
     }
     report = {key: {k: v for k, v in value.items() if k != "sections"} for key, value in report.items()}
-    return report, {name: {"value": float(v), "step": 0} for name, v in scores.items()}, scores
+    return report, mlflow_metrics(scores), scores
 
 
 def describe_word_vectors(word_vectors: dict[str, Any], params: dict[str, Any]) -> tuple[dict, Any]:

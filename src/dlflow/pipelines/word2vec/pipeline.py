@@ -4,21 +4,33 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from dlflow.pipelines import registration, text
 
-from .nodes import describe_word_vectors, evaluate_word_vectors, package_word_vectors, train_word_vectors
+from .nodes import (
+    describe_word_vectors,
+    evaluate_word_vectors,
+    package_word_vectors,
+    train_word_vectors,
+    word2vec_training_metrics,
+)
 
 BENCHMARKS = ["word_analogies_raw", "wordsim353_raw", "simlex999_raw"]
 
 
 def create_training_pipeline() -> Pipeline:
-    """Only the training node: vocabulary and corpus in, vectors out."""
+    """Vocabulary and corpus in, vectors out; then the training report's numbers as metrics.
+
+    ``train_word2vec`` writes only files, so the node cache (tag ``embeddings``)
+    skips it when nothing it reads changed: a resumed run reuses the vectors.
+    """
     return pipeline(
         [
             node(
                 train_word_vectors,
-                ["text_corpus", "text_vocabulary", "params:word2vec"],
-                ["word2vec_vectors", "word2vec_training_metrics"],
+                ["text_corpus", "text_vocabulary", "params:word2vec.training"],
+                ["word2vec_vectors", "word2vec_training_report"],
                 name="train_word2vec",
-            )
+                tags="embeddings",
+            ),
+            node(word2vec_training_metrics, "word2vec_training_report", "word2vec_training_metrics", name="log_word2vec_training"),
         ]
     )
 
