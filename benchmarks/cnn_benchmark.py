@@ -29,7 +29,7 @@ store exists after their first run; creating one costs about 1.5 s).
 CPU (no AVX512-BF16/AMX) runs, measured on a bf16-capable one.
 
 The breakdown of each pipeline run comes from its ``timings.json``
-(``dlflow.hooks.TimingHook``): start-up (process start to the first node),
+(``dlflow.tracking.hooks.TimingHook``): start-up (process start to the first node),
 ingestion and preprocessing nodes, training, evaluation (prediction, metrics,
 plots), registration, loading and saving data sets, the rest between nodes
 (hooks, tracking, node cache), and what follows the pipeline (closing the run, exit).

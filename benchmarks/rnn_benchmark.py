@@ -8,7 +8,7 @@ reads the run back from MLflow and the project's reports:
 - per-fold and mean ± std test accuracy of the RNN and of the bag-of-words
   Naive Bayes baseline, on the same folds;
 - the wall time from process start to exit, split (from the run's
-  ``timings.json``, ``dlflow.hooks.TimingHook``) into start-up, text
+  ``timings.json``, ``dlflow.tracking.hooks.TimingHook``) into start-up, text
   preprocessing, Word2Vec, the RNN folds, the baseline, evaluation and
   registration, and the rest;
 - the RNN's training throughput (``sentences_per_second``) and Word2Vec's

@@ -70,7 +70,7 @@ def run_pipeline(name: str, *, project: Path | None = None, env: str = "test", t
     with the runner ``kedro run`` uses by default (``dlflow.cli``)."""
     from kedro.framework.session import KedroSession
 
-    from dlflow.runner import SkipUnchangedRunner
+    from dlflow.caching.runner import SkipUnchangedRunner
 
     runtime_params: dict = {}
     for dotted, value in overrides.items():

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dlflow.registry import alias_history, gate_steps, target_aliases
+from dlflow.registry.promotion import alias_history, gate_steps, target_aliases
 from tests.conftest import kedro_run_command
 
 pytestmark = pytest.mark.e2e

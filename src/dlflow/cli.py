@@ -4,7 +4,7 @@ Kedro lets a project's ``cli.py`` override a built-in command. This one keeps
 Kedro's ``run`` exactly as it is (every option, same code) and changes two
 things around it:
 
-* ``--runner`` defaults to ``dlflow.runner.SkipUnchangedRunner``, which skips
+* ``--runner`` defaults to ``dlflow.caching.runner.SkipUnchangedRunner``, which skips
   ingestion and preprocessing nodes whose outputs are current
   (``kedro run --runner SequentialRunner`` or ``--params cache.enabled=false``
   runs every node);
@@ -25,7 +25,7 @@ import sys
 import click
 from kedro.framework.cli.project import run as kedro_run
 
-DEFAULT_RUNNER = "dlflow.runner.SkipUnchangedRunner"
+DEFAULT_RUNNER = "dlflow.caching.runner.SkipUnchangedRunner"
 
 
 def exit_now(code: int = 0) -> None:

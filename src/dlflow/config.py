@@ -211,7 +211,7 @@ class InferenceParams(StrictModel):
 
 
 class CacheParams(StrictModel):
-    """Skipping unchanged nodes (``dlflow.runner.SkipUnchangedRunner``)."""
+    """Skipping unchanged nodes (``dlflow.caching.runner.SkipUnchangedRunner``)."""
 
     enabled: bool = True
     tags: list[str] = Field(default_factory=lambda: ["ingestion", "preprocessing", "embeddings"])  # nodes that may be skipped

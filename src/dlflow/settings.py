@@ -15,7 +15,7 @@ from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
-from dlflow.hooks import (
+from dlflow.tracking.hooks import (
     LineageHook,
     ParameterValidationHook,
     ResumeRunHook,

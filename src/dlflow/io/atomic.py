@@ -2,7 +2,7 @@
 
 A crash (or ``kill -9``) in the middle of a save leaves the previous file, or no
 file, never a truncated one that a later run would load or that the node cache
-(``dlflow.runner``) would vouch for; a reader running at the same time sees the
+(``dlflow.caching.runner``) would vouch for; a reader running at the same time sees the
 old file or the new one. Use them in the catalog like the originals:
 ``type: dlflow.io.atomic.ParquetDataset``.
 """

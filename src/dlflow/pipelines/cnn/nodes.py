@@ -18,7 +18,7 @@ import pandas as pd
 from dlflow.config import AugmentationParams, CnnModelParams, ImageDataParams, TrainingParams
 from dlflow.ingest.image_table import table_images
 from dlflow.ingest.splits import stratified_indices
-from dlflow.lineage import table_digest
+from dlflow.tracking.lineage import table_digest
 
 if TYPE_CHECKING:
     from dlflow.training import TensorDataset
@@ -87,7 +87,7 @@ def train_cnn(
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train the configured CNN with the shared loop; return the model and its per-epoch history."""
     from dlflow.models import build_cnn, random_hflip
-    from dlflow.resume import run_checkpoint_dir
+    from dlflow.tracking.resume import run_checkpoint_dir
     from dlflow.training import MlflowEpochLogger, TrainConfig, fit, seed_everything
 
     model, training = CnnModelParams.model_validate(model), TrainingParams.model_validate(training)

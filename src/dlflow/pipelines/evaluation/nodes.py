@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from dlflow.evaluation.metrics import classification_metrics, confusion, flat_metrics
-from dlflow.tracking import mlflow_metrics
+from dlflow.tracking.records import mlflow_metrics
 
 
 def evaluate_classifier(

@@ -28,5 +28,5 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="summarise_image_data",
             ),
         ],
-        tags="ingestion",  # skipped when unchanged (dlflow.runner)
+        tags="ingestion",  # skipped when unchanged (dlflow.caching.runner)
     )

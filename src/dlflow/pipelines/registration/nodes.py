@@ -13,7 +13,7 @@ import pandas as pd
 import dlflow
 from dlflow.config import PromotionParams, PromotionRules, RegistrationParams
 from dlflow.evaluation.metrics import confusion
-from dlflow.registry import (
+from dlflow.registry.promotion import (
     TAG_REPORT,
     GateStep,
     converge_aliases,
@@ -28,7 +28,7 @@ from dlflow.registry import (
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-    from dlflow.evaluation.promotion_report import ModelSide
+    from dlflow.registry.report import ModelSide
 
 logger = logging.getLogger(__name__)
 CODE_PATHS = [str(Path(dlflow.__file__).parent)]
@@ -53,7 +53,7 @@ def _log_model(package: dict[str, Any]):
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
 
-    from dlflow.tracking import table_schema
+    from dlflow.tracking.records import table_schema
 
     model, example = package["model"], package["input_example"]
     params = package.get("predict_params")
@@ -94,7 +94,7 @@ def _candidate_evaluation(
 
 def _history(client: MlflowClient, run_id: str) -> dict[str, list[tuple[int, float]]]:
     """Per-epoch curves as logged live by ``MlflowEpochLogger`` (empty for families without epochs)."""
-    from dlflow.evaluation.promotion_report import CURVES
+    from dlflow.registry.report import CURVES
 
     curves = {key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)] for key in CURVES}
     return {key: points for key, points in curves.items() if points}
@@ -111,7 +111,7 @@ def _load_json(run_id: str, path: str) -> dict[str, Any] | None:
 
 def _champion_side(client: MlflowClient, model_name: str, family: str, step: GateStep, candidate: ModelSide) -> ModelSide:
     """The champion this version was judged against, read back from its run in MLflow."""
-    from dlflow.evaluation.promotion_report import ModelSide
+    from dlflow.registry.report import ModelSide
 
     champion = client.get_model_version(model_name, step.champion.version)
     run = client.get_run(champion.run_id)
@@ -133,7 +133,7 @@ def _champion_side(client: MlflowClient, model_name: str, family: str, step: Gat
 def _report(
     client: MlflowClient, model_name: str, family: str, step: GateStep, candidate: ModelSide, rules: PromotionRules
 ) -> str:
-    from dlflow.evaluation.promotion_report import build_report
+    from dlflow.registry.report import build_report
 
     champion, note = None, None
     if step.champion is not None and step.decision.rule == "test_data":
@@ -184,7 +184,7 @@ def register_model(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from dlflow.evaluation.promotion_report import ModelSide, build_report
+    from dlflow.registry.report import ModelSide, build_report
 
     registration = RegistrationParams.model_validate(params)
     rules = PromotionParams.model_validate(promotion).rules_for(family)

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from dlflow.config import RnnParams, parse
-from dlflow.lineage import table_digest
+from dlflow.tracking.lineage import table_digest
 from dlflow.text import PAD_ID, Vocabulary
 from dlflow.text.sequences import encode_sentences
-from dlflow.tracking import mlflow_metrics
+from dlflow.tracking.records import mlflow_metrics
 
 if TYPE_CHECKING:
     from dlflow.models.rnn import SentenceRNN
@@ -111,7 +111,7 @@ def cross_validate_rnn(
     """
     from sklearn.model_selection import train_test_split
 
-    from dlflow.resume import run_checkpoint_dir
+    from dlflow.tracking.resume import run_checkpoint_dir
     from dlflow.training import MlflowEpochLogger, TrainConfig, fit, predict, seed_everything
 
     rnn: RnnParams = parse("rnn", params)

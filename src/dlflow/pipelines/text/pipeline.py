@@ -17,5 +17,5 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(build_vocabulary, ["text_corpus", "params:text"], "text_vocabulary", name="build_vocabulary"),
         ],
-        tags="preprocessing",  # skipped when unchanged (dlflow.runner)
+        tags="preprocessing",  # skipped when unchanged (dlflow.caching.runner)
     )

@@ -12,7 +12,7 @@ import pandas as pd
 from dlflow.config import Word2VecParams, Word2VecTrainingParams, parse
 from dlflow.ingest.download import file_digest
 from dlflow.text import SPECIALS, Vocabulary
-from dlflow.tracking import mlflow_metrics
+from dlflow.tracking.records import mlflow_metrics
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from mlflow.tracking import MlflowClient
 
-from dlflow.replay import replay
+from dlflow.tracking.replay import replay
 
 pytestmark = pytest.mark.e2e
 

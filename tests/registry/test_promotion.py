@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dlflow.config import PromotionParams, PromotionRules
-from dlflow.registry import (
+from dlflow.registry.promotion import (
     CHALLENGER,
     CHAMPION,
     GateInput,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from dlflow.evaluation.promotion_report import ModelSide, build_report
+from dlflow.registry.report import ModelSide, build_report
 
 CLASSES = ["T-shirt/top", "Trouser", "Bag"]
 RULES = {"metric": "test_accuracy", "greater_is_better": True, "min_improvement": 0.0, "class_metric": "recall", "max_class_drop": 0.02}

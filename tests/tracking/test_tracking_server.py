@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dlflow.registry import alias_history, gate_steps, target_aliases
+from dlflow.registry.promotion import alias_history, gate_steps, target_aliases
 from tests.conftest import REPO_ROOT, copy_project, kedro_run_command
 
 pytestmark = pytest.mark.e2e

@@ -1,4 +1,4 @@
-"""Replay a run from its manifest: ``python -m dlflow.replay RUN_ID [--check-only]``.
+"""Replay a run from its manifest: ``python -m dlflow.tracking.replay RUN_ID [--check-only]``.
 
 Runs the same pipelines in the same Kedro environment with the recorded
 parameters (training gets a fresh checkpoint folder, so it really trains
@@ -20,8 +20,8 @@ from typing import Any
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from dlflow.lineage import git_state
-from dlflow.manifest import environment, environment_differences
+from dlflow.tracking.lineage import git_state
+from dlflow.tracking.manifest import environment, environment_differences
 
 
 @dataclass

@@ -14,8 +14,8 @@ from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline, node
 from kedro_datasets.json import JSONDataset
 
-from dlflow.caching import code_digest
-from dlflow.runner import REUSED_TAG, SkipUnchangedRunner
+from dlflow.caching.fingerprints import code_digest
+from dlflow.caching.runner import REUSED_TAG, SkipUnchangedRunner
 from tests.conftest import run_pipeline
 
 PROBE = "dlflow._runner_probe"

@@ -15,7 +15,7 @@ from importlib.metadata import distributions
 from pathlib import Path
 from typing import Any
 
-from dlflow.lineage import git_state
+from dlflow.tracking.lineage import git_state
 
 MAX_PATCH_BYTES = 1_000_000
 
@@ -89,7 +89,7 @@ def build_manifest(run_params: dict[str, Any], params: dict[str, Any], inputs: d
     """The manifest of a finished pipeline run."""
     project = run_params.get("project_path") or "."
     return {
-        "format": "dlflow.manifest/1",
+        "format": "dlflow.tracking.manifest/1",
         "pipeline_names": run_params.get("pipeline_names"),
         "env": run_params.get("env"),
         "git": git_state(project) | {"patch": _git_patch(project)},

@@ -3,7 +3,7 @@
 A node tagged with one of ``cache.tags`` (default: ``ingestion``,
 ``preprocessing``) is skipped when a record in ``cache.directory`` shows it
 completed with the same fingerprint (input contents, parameters, node and
-project code: ``dlflow.caching``) and every output it wrote is still there,
+project code: ``dlflow.caching.fingerprints``) and every output it wrote is still there,
 byte for byte. Anything else runs, and so does everything downstream whose
 inputs then change. Each skip is logged and tagged on the MLflow run as
 ``dlflow.reused.<node>`` = the id of the run whose outputs were reused.
@@ -27,7 +27,7 @@ from kedro.pipeline.node import Node
 from kedro.runner import SequentialRunner
 from kedro.runner.task import Task
 
-from dlflow.caching import CacheRecord, code_digest, dataset_digest, dataset_path, value_digest
+from dlflow.caching.fingerprints import CacheRecord, code_digest, dataset_digest, dataset_path, value_digest
 from dlflow.config import CacheParams, parse
 
 logger = logging.getLogger(__name__)

@@ -18,8 +18,9 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 
 from dlflow.config import validate_parameters
-from dlflow.lineage import git_state, table_digest
-from dlflow.tracking import check_tracking_server, ensure_experiment, log_table_input
+from dlflow.tracking.lineage import git_state, table_digest
+from dlflow.tracking.server import check_tracking_server, ensure_experiment
+from dlflow.tracking.records import log_table_input
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class ResumeRunHook:
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
         import mlflow
 
-        from dlflow.resume import find_interrupted_run, resume_key
+        from dlflow.tracking.resume import find_interrupted_run, resume_key
 
         config = getattr(self._context, "mlflow", None)
         if config is None or config.tracking.run.id is not None or mlflow.active_run() is not None:
@@ -131,8 +132,8 @@ class LineageHook:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline) -> None:
         import mlflow
 
-        from dlflow.manifest import REPRODUCIBLE_TAG, reproducibility
-        from dlflow.resume import KEY_TAG, owner_tags, resume_key
+        from dlflow.tracking.manifest import REPRODUCIBLE_TAG, reproducibility
+        from dlflow.tracking.resume import KEY_TAG, owner_tags, resume_key
 
         self._project_path = run_params.get("project_path") or "."
         self._logged.clear()
@@ -159,7 +160,7 @@ class LineageHook:
     def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
         import mlflow
 
-        from dlflow.manifest import build_manifest
+        from dlflow.tracking.manifest import build_manifest
 
         if mlflow.active_run() is not None:
             manifest = build_manifest(run_params, self._params, self._logged) | {"reproducibility": self._reproducibility}

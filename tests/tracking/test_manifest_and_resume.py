@@ -11,9 +11,9 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dlflow.manifest import REPLAY_TOLERANCE, build_manifest, environment, environment_differences, reproducibility
-from dlflow.replay import ReplayReport, _compare
-from dlflow.resume import HOST_TAG, KEY_TAG, PID_TAG, find_interrupted_run, owner_tags, resume_key, run_checkpoint_dir
+from dlflow.tracking.manifest import REPLAY_TOLERANCE, build_manifest, environment, environment_differences, reproducibility
+from dlflow.tracking.replay import ReplayReport, _compare
+from dlflow.tracking.resume import HOST_TAG, KEY_TAG, PID_TAG, find_interrupted_run, owner_tags, resume_key, run_checkpoint_dir
 
 RUN_PARAMS = {"pipeline_names": ["rnn"], "env": "test", "project_path": "."}
 
@@ -23,6 +23,8 @@ def client(tmp_path, monkeypatch) -> MlflowClient:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
+    while mlflow.active_run() is not None:  # one left open by an earlier test in this process
+        mlflow.end_run()
     return MlflowClient(uri)
 
 

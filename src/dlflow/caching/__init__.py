@@ -1,0 +1,2 @@
+"""Skipping unchanged nodes: fingerprints of inputs, parameters and code (``fingerprints``), and the
+runner that uses them (``runner``)."""
