@@ -22,14 +22,14 @@ import hashlib
 import importlib
 import inspect
 import json
-import os
 import sys
-import tempfile
 import types
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+from dlflow.files import atomic_write, json_digest
 
 PROJECT_PACKAGE = "dlflow"
 _CHUNK = 1 << 20
@@ -57,7 +57,7 @@ def path_digest(path: Path) -> str:
 
 def value_digest(value: Any) -> str:
     """sha256 of a JSON-able value (parameters)."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+    return json_digest(value)
 
 
 def dataset_path(dataset: Any) -> Path | None:
@@ -186,8 +186,5 @@ class CacheRecord:
             return None  # missing or unreadable: the node simply runs
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(handle, "w") as stream:
+        with atomic_write(path, "w") as stream:
             json.dump(asdict(self), stream, indent=2, sort_keys=True)
-        os.replace(temporary, path)

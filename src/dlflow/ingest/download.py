@@ -40,6 +40,7 @@ from typing import Literal
 
 from tqdm.auto import tqdm
 
+from dlflow.files import atomic_path
 from dlflow.ingest.errors import DataSourceError
 
 logger = logging.getLogger("dlflow.ingest")
@@ -185,8 +186,7 @@ def _temp_beside(dest: Path) -> Path:
 
 
 def _copy_from_mirror(source: Path, remote: RemoteFile, dest: Path) -> None:
-    part = _temp_beside(dest)
-    try:
+    with atomic_path(dest) as part:
         shutil.copyfile(source, part)
         matched, detail = _match(part, remote)
         if matched is None:
@@ -195,9 +195,6 @@ def _copy_from_mirror(source: Path, remote: RemoteFile, dest: Path) -> None:
                 f"{detail}\nReplace it with a good copy, or stop using this mirror (unset "
                 f"{MIRROR_ENV} or the `mirror` argument) to download from the canonical URL."
             )
-        os.replace(part, dest)
-    finally:
-        part.unlink(missing_ok=True)
     logger.info("Copied %s from mirror %s to %s (%s)", remote.name, source, dest, matched)
 
 
@@ -206,18 +203,17 @@ def _download(
 ) -> None:
     """Download ``url`` to ``dest`` through a temporary file, or raise _UrlFailed."""
     for attempt in range(retries + 1):
-        part = _temp_beside(dest)
         archive = _temp_beside(dest.with_name(dest.name + ".archive")) if remote.archive_member else None
         try:
-            if archive is None:
-                _stream(url, part, timeout=timeout, progress=progress, desc=remote.filename)
-            else:
-                _stream(url, archive, timeout=timeout, progress=progress, desc=url.rsplit("/", 1)[-1])
-                _extract_member(archive, remote.archive_member, part)
-            matched, detail = _match(part, remote)
-            if matched is None:
-                raise _UrlFailed(f"downloaded file failed checksum verification:\n{detail}")
-            os.replace(part, dest)
+            with atomic_path(dest) as part:  # renamed to dest only once verified
+                if archive is None:
+                    _stream(url, part, timeout=timeout, progress=progress, desc=remote.filename)
+                else:
+                    _stream(url, archive, timeout=timeout, progress=progress, desc=url.rsplit("/", 1)[-1])
+                    _extract_member(archive, remote.archive_member, part)
+                matched, detail = _match(part, remote)
+                if matched is None:
+                    raise _UrlFailed(f"downloaded file failed checksum verification:\n{detail}")
             logger.info("Downloaded %s from %s to %s (%s)", remote.name, url, dest, matched)
             return
         except _Transient as exc:
@@ -227,7 +223,6 @@ def _download(
             logger.info("%s: %s (attempt %d); retrying in %.1f s", url, exc, attempt + 1, delay)
             time.sleep(delay)
         finally:
-            part.unlink(missing_ok=True)
             if archive is not None:
                 archive.unlink(missing_ok=True)
 

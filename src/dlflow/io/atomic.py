@@ -1,4 +1,4 @@
-"""kedro-datasets file datasets that save atomically: a temporary sibling, then a rename.
+"""kedro-datasets file datasets that save atomically (``dlflow.files.atomic_path``): a temporary sibling, then a rename.
 
 A crash (or ``kill -9``) in the middle of a save leaves the previous file, or no
 file, never a truncated one that a later run would load or that the node cache
@@ -9,9 +9,6 @@ old file or the new one. Use them in the catalog like the originals:
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -20,6 +17,8 @@ from kedro_datasets.json import JSONDataset as _JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset as _MatplotlibDataset
 from kedro_datasets.pandas import ParquetDataset as _ParquetDataset
 from kedro_datasets.pickle import PickleDataset as _PickleDataset
+
+from dlflow.files import atomic_path
 
 
 class AtomicSave:
@@ -33,22 +32,13 @@ class AtomicSave:
     def save(self, data: Any) -> None:
         if getattr(self, "_protocol", "file") != "file":  # object stores write whole objects anyway
             return super().save(data)
-        final = super()._get_save_path()
-        target = Path(get_filepath_str(final, self._protocol))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self._staging = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.partial")
-        staging = Path(get_filepath_str(self._staging, self._protocol))
-        try:
-            super().save(data)
-            if staging.is_dir() and target.is_dir():  # a folder of plots: replaced as a whole
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        finally:
-            self._staging = None
-            if staging.is_dir():
-                shutil.rmtree(staging, ignore_errors=True)
-            else:
-                staging.unlink(missing_ok=True)
+        target = Path(get_filepath_str(super()._get_save_path(), self._protocol))
+        with atomic_path(target) as staging:  # a folder of plots is replaced as a whole
+            self._staging = PurePosixPath(staging.as_posix())
+            try:
+                super().save(data)
+            finally:
+                self._staging = None
 
 
 class ParquetDataset(AtomicSave, _ParquetDataset):

@@ -19,14 +19,14 @@ Example catalog entry::
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from kedro.io import AbstractDataset, DatasetError
+
+from dlflow.files import atomic_write
 
 
 def save_word2vec_format(path: str | Path, words: Sequence[str], vectors: np.ndarray) -> None:
@@ -37,19 +37,11 @@ def save_word2vec_format(path: str | Path, words: Sequence[str], vectors: np.nda
     for word in words:
         if not word or any(ch.isspace() for ch in word):
             raise ValueError(f"word {word!r} is empty or contains white space: the text format cannot hold it")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(f"{vectors.shape[0]} {vectors.shape[1]}\n")
-            row_format = "%s " + " ".join(["%.9g"] * vectors.shape[1]) + "\n"  # %.9g: float32 round-trips
-            for word, row in zip(words, vectors.tolist()):
-                f.write(row_format % (word, *row))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(f"{vectors.shape[0]} {vectors.shape[1]}\n")
+        row_format = "%s " + " ".join(["%.9g"] * vectors.shape[1]) + "\n"  # %.9g: float32 round-trips
+        for word, row in zip(words, vectors.tolist()):
+            f.write(row_format % (word, *row))
 
 
 def load_word2vec_format(path: str | Path) -> tuple[list[str], np.ndarray]:

@@ -107,8 +107,11 @@ class ResumeRunHook:
         config = getattr(self._context, "mlflow", None)
         if config is None or config.tracking.run.id is not None or mlflow.active_run() is not None:
             return
-        experiment = config.tracking.experiment._experiment
-        run_id = find_interrupted_run(mlflow.tracking.MlflowClient(), experiment.experiment_id, resume_key(run_params, self._context.params))
+        client = mlflow.tracking.MlflowClient()
+        experiment = client.get_experiment_by_name(config.tracking.experiment.name)  # TrackingStoreHook created it
+        if experiment is None:
+            return
+        run_id = find_interrupted_run(client, experiment.experiment_id, resume_key(run_params, self._context.params))
         if run_id is not None:
             logger.info("Resuming MLflow run %s, left running by an interrupted run of the same command", run_id)
             config.tracking.run.id = run_id

@@ -11,13 +11,13 @@ curves continue where they stopped.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import socket
 from typing import Any
 
 from mlflow.tracking import MlflowClient
+
+from dlflow.files import json_digest
 
 KEY_TAG = "dlflow.resume_key"
 HOST_TAG = "dlflow.host"
@@ -28,7 +28,7 @@ SELECTION = ("pipeline_names", "env", "tags", "from_nodes", "to_nodes", "node_na
 def resume_key(run_params: dict[str, Any], params: dict[str, Any]) -> str:
     """A digest of what the run computes: pipelines, environment, node selection, parameters."""
     what = {key: run_params.get(key) for key in SELECTION} | {"params": params}
-    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_digest(what, 16)
 
 
 def owner_tags() -> dict[str, str]:
