@@ -1,11 +1,11 @@
 """``SkipUnchangedRunner``: Kedro's sequential runner, minus the nodes whose outputs are current.
 
 A node tagged with one of ``cache.tags`` (default: ``ingestion``,
-``preprocessing``) is skipped when a record in ``cache.directory`` shows it
+``preprocessing``, ``embeddings``) is skipped when a record in ``cache.directory`` shows it
 completed with the same fingerprint (input contents, parameters, node and
 project code: ``dlflow.caching.fingerprints``) and every output it wrote is still there,
-byte for byte. Anything else runs, and so does everything downstream whose
-inputs then change. Each skip is logged and tagged on the MLflow run as
+byte for byte. Anything else runs, and so does everything downstream of it
+(decided before the run, from the records and the pipeline's structure). Each skip is logged and tagged on the MLflow run as
 ``dlflow.reused.<node>`` = the id of the run whose outputs were reused.
 
 It is the project's default runner (``dlflow.cli``); ``--params cache.enabled=false``
@@ -15,19 +15,23 @@ runs every node, as ``--runner SequentialRunner`` does.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from datetime import datetime, timezone
-from itertools import chain
 from pathlib import Path
 
 import mlflow
+from kedro.framework.hooks import hook_impl
 from kedro.io.core import DatasetNotFoundError
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 from kedro.runner import SequentialRunner
-from kedro.runner.task import Task
 
-from dlflow.caching.fingerprints import CacheRecord, code_digest, dataset_digest, dataset_path, value_digest
+from dlflow.caching.fingerprints import (
+    CacheRecord,
+    code_digest,
+    dataset_digest,
+    dataset_path,
+    value_digest,
+)
 from dlflow.config import CacheParams, parse
 
 logger = logging.getLogger(__name__)
@@ -40,35 +44,55 @@ def _is_parameter(name: str) -> bool:
 
 
 class SkipUnchangedRunner(SequentialRunner):
-    """Runs a pipeline in order, skipping cacheable nodes whose persisted outputs are current."""
+    """Runs a pipeline in order, skipping cacheable nodes whose persisted outputs are current.
 
-    def _run(self, pipeline: Pipeline, catalog, hook_manager=None, run_id: str | None = None) -> None:
+    What to skip is decided before anything runs: a node is skipped when it is
+    cacheable, its record matches what it would read now, and no node it
+    depends on runs. The rest goes to Kedro's own ``SequentialRunner.run``;
+    a hook writes each cacheable node's record once its outputs are saved, so
+    a run killed halfway still skips, next time, what it completed.
+    """
+
+    def run(self, pipeline: Pipeline, catalog, hook_manager=None, run_id: str | None = None, only_missing_outputs: bool = False):
         settings = self._settings(catalog)
         if not settings.enabled:
-            return super()._run(pipeline, catalog, hook_manager, run_id)
-        self._validate_catalog(catalog)
-        self._set_manager_datasets(catalog)
+            return super().run(pipeline, catalog, hook_manager, run_id, only_missing_outputs)
         directory = Path(settings.directory)
-        load_counts = Counter(chain.from_iterable(n.inputs for n in pipeline.nodes))
-        done: set[Node] = set()
-        for node in pipeline.nodes:  # topological order
-            cacheable = bool(set(settings.tags) & node.tags) and self._persisted_outputs(node, catalog)
-            record_path = directory / f"{node.name}.json"
-            try:
-                if cacheable and (source := self._current_record(node, catalog, record_path)) is not None:
-                    self._record_skip(node, source)
-                else:
-                    Task(node=node, catalog=catalog, hook_manager=hook_manager, is_async=self._is_async, run_id=run_id).execute()
-                    if cacheable:
-                        self._write_record(node, catalog, record_path)
-            except Exception:
-                self._suggest_resume_scenario(pipeline, done, catalog)
-                raise
-            done.add(node)
-            self._logger.info("Completed %d out of %d tasks", len(done), len(pipeline.nodes))
-            self._release_datasets(node, catalog, load_counts, pipeline)
+        skipped = self._plan(pipeline, catalog, settings, directory)
+        for node, record in skipped.items():
+            self._record_skip(node, record)
+        to_run = Pipeline([node for node in pipeline.nodes if node not in skipped])
+        if not to_run.nodes:
+            return {}
+        recorder = _RecordWriter(self, catalog, directory, {n for n in to_run.nodes if self._cacheable(n, catalog, settings)})
+        if hook_manager is None:  # a runner called directly, without hooks: record after a complete run
+            outputs = super().run(to_run, catalog, hook_manager, run_id, only_missing_outputs)
+            recorder.write_all()
+            return outputs
+        hook_manager.register(recorder)
+        try:
+            return super().run(to_run, catalog, hook_manager, run_id, only_missing_outputs)
+        finally:
+            hook_manager.unregister(recorder)
 
     # -- decisions
+
+    def _plan(self, pipeline: Pipeline, catalog, settings: CacheParams, directory: Path) -> dict[Node, CacheRecord]:
+        """The nodes to skip, each with the record vouching for its outputs (topological order)."""
+        skipped: dict[Node, CacheRecord] = {}
+        produced_by_running: set[str] = set()
+        for node in pipeline.nodes:
+            record = None
+            if self._cacheable(node, catalog, settings) and not (set(node.inputs) & produced_by_running):
+                record = self._current_record(node, catalog, directory / f"{node.name}.json")
+            if record is None:
+                produced_by_running |= set(node.outputs)
+            else:
+                skipped[node] = record
+        return skipped
+
+    def _cacheable(self, node: Node, catalog, settings: CacheParams) -> bool:
+        return bool(set(settings.tags) & node.tags) and self._persisted_outputs(node, catalog)
 
     @staticmethod
     def _settings(catalog) -> CacheParams:
@@ -98,18 +122,18 @@ class SkipUnchangedRunner(SequentialRunner):
         if record is None:
             return None
         if record.fingerprint != self._fingerprint(node, catalog):
-            self._logger.info("Running node %s: its inputs, parameters or code changed", node.name)
+            logger.info("Running node %s: its inputs, parameters or code changed", node.name)
             return None
         for name in node.outputs:
             if record.outputs.get(name) != dataset_digest(catalog.get(name)):
-                self._logger.info("Running node %s: output %s is missing or changed since it was written", node.name, name)
+                logger.info("Running node %s: output %s is missing or changed since it was written", node.name, name)
                 return None
         return record
 
     # -- bookkeeping
 
     def _record_skip(self, node: Node, source: CacheRecord) -> None:
-        self._logger.info(
+        logger.info(
             "Skipped node %s: unchanged since MLflow run %s (%s); its outputs are reused",
             node.name, source.run_id, source.completed_at,
         )  # fmt: skip
@@ -129,3 +153,27 @@ class SkipUnchangedRunner(SequentialRunner):
             completed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         ).write(record_path)
 
+
+
+class _RecordWriter:
+    """A Kedro hook: writes a cacheable node's record once every one of its outputs is saved."""
+
+    def __init__(self, runner: SkipUnchangedRunner, catalog, directory: Path, nodes: set[Node]) -> None:
+        self._runner, self._catalog, self._directory = runner, catalog, directory
+        self._pending = {node: set(node.outputs) for node in nodes}
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, node: Node) -> None:
+        waiting = self._pending.get(node)
+        if waiting is None:
+            return
+        waiting.discard(dataset_name)
+        if not waiting:
+            del self._pending[node]
+            self._runner._write_record(node, self._catalog, self._directory / f"{node.name}.json")
+
+    def write_all(self) -> None:
+        """Records for every node, after a run without a hook manager completed."""
+        for node in list(self._pending):
+            self._runner._write_record(node, self._catalog, self._directory / f"{node.name}.json")
+        self._pending.clear()
