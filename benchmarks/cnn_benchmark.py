@@ -55,6 +55,7 @@ import tempfile
 from pathlib import Path
 
 from harness import REPO, describe_machine, make_project, median_run, timed
+
 RESULTS = REPO / "benchmarks" / "results"
 AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 

@@ -40,7 +40,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from harness import describe_machine, print_machine
 
 from dlflow.evaluation.word_vectors import analogy_accuracy, similarity_spearman

@@ -30,7 +30,7 @@ from tests.pipelines.test_inference import (
     RNN_PREDICTIONS,
     SENTENCES,
     _build_registered_project,
-    registered_project,  # noqa: F401 (a fixture)
+    registered_project,  # noqa: F401 (a fixture, used by name below)
     run_pipeline,
     write_test_images,
 )
@@ -113,7 +113,7 @@ def invoke(url: str, payload: dict) -> list:
         return json.loads(answer.read())["predictions"]
 
 
-def test_served_cnn_agrees_with_batch_inference(registered_project: Path, data_mirror: Path, cnn_server: str) -> None:
+def test_served_cnn_agrees_with_batch_inference(registered_project: Path, data_mirror: Path, cnn_server: str) -> None:  # noqa: F811 (the fixture)
     images = write_test_images(registered_project / "serve-images.gz", data_mirror, 16)
     run_pipeline("inference_cnn", images_path=str(registered_project / "serve-images.gz"))
     batch = pd.read_parquet(CNN_PREDICTIONS)
@@ -125,7 +125,7 @@ def test_served_cnn_agrees_with_batch_inference(registered_project: Path, data_m
     assert answers["probability"].to_numpy() == pytest.approx(batch["probability"].to_numpy(), abs=1e-5)
 
 
-def test_served_rnn_agrees_with_batch_inference(registered_project: Path, rnn_server: str) -> None:
+def test_served_rnn_agrees_with_batch_inference(registered_project: Path, rnn_server: str) -> None:  # noqa: F811 (the fixture)
     (registered_project / "serve-reviews.txt").write_text("\n".join(SENTENCES))
     run_pipeline("inference_rnn", sentences_path=str(registered_project / "serve-reviews.txt"))
     batch = pd.read_parquet(RNN_PREDICTIONS)

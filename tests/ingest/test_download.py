@@ -26,7 +26,7 @@ def no_env_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DLFLOW_DATA_MIRROR", raising=False)
 
 
-from tests.ingest.http_server import Server, server  # noqa: E402,F401  (the fixture)
+from tests.ingest.http_server import Server  # noqa: E402
 
 
 def closed_port_url() -> str:

@@ -369,7 +369,7 @@ def test_forced_lines_on_text8(tmp_path: Path) -> None:
 # --- sources: registry, archive route over HTTP, mirror route ------------------------------------
 
 
-from tests.ingest.http_server import Server, server  # noqa: E402,F401  (the fixture)
+from tests.ingest.http_server import Server  # noqa: E402
 
 
 def tar_gz(members: dict[str, bytes]) -> bytes:

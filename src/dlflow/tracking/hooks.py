@@ -19,8 +19,8 @@ from kedro.io import MemoryDataset
 
 from dlflow.config import validate_parameters
 from dlflow.tracking.lineage import git_state, table_digest
-from dlflow.tracking.server import check_tracking_server, ensure_experiment
 from dlflow.tracking.records import log_table_input
+from dlflow.tracking.server import check_tracking_server, ensure_experiment
 
 logger = logging.getLogger(__name__)
 

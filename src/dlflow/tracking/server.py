@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-
 class TrackingServerUnreachable(RuntimeError):
     """The MLflow tracking server named by the tracking URI does not answer."""
 

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from dlflow.config import RnnParams, parse
-from dlflow.tracking.lineage import table_digest
 from dlflow.text import PAD_ID, Vocabulary
 from dlflow.text.sequences import encode_sentences
+from dlflow.tracking.lineage import table_digest
 from dlflow.tracking.records import mlflow_metrics
 
 if TYPE_CHECKING:
