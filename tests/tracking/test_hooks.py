@@ -1,0 +1,87 @@
+"""Unit tests of the project hooks, called in the order Kedro calls them, against a real MLflow store."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import mlflow
+import pandas as pd
+import pytest
+from kedro.pipeline import Pipeline, node
+
+from dlflow.tracking.hooks import LineageHook, ParameterValidationHook, TimingHook, process_start_time
+from dlflow.tracking.manifest import REPRODUCIBLE_TAG
+from dlflow.tracking.resume import KEY_TAG, PID_TAG
+
+PARAMS = {"word2vec": {"training": {"deterministic": False}}, "cnn": {"training": {"seed": 42}}}
+
+
+def _identity(x):
+    return x
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    with mlflow.start_run() as active:
+        yield active
+    mlflow.end_run()
+
+
+def test_invalid_parameters_stop_the_run_before_any_work():
+    with pytest.raises(ValueError, match=r"cnn\.training\.lr"):
+        ParameterValidationHook().after_context_created(SimpleNamespace(params={"cnn": {"training": {"lr": -1}}}))
+
+
+def test_lineage_tags_the_run_logs_each_table_once_and_writes_the_manifest(run, tmp_path):
+    hook = LineageHook()
+    hook.after_context_created(SimpleNamespace(params=PARAMS))
+    pipeline = Pipeline([node(_identity, "text_corpus", "out", name="train_word2vec")])
+    hook.before_pipeline_run({"project_path": str(tmp_path), "pipeline_names": ["word2vec"], "env": "test"}, pipeline)
+    table = pd.DataFrame({"sentence": ["a b", "c"], "label": [1, 0]})
+    hook.after_dataset_loaded("mr_sentences", table)
+    hook.after_dataset_loaded("mr_sentences", table)  # loaded again by another node: logged once
+    hook.after_dataset_loaded("params:cnn", {"a": 1})  # not a table: not an input
+    hook.after_pipeline_run({"project_path": str(tmp_path), "pipeline_names": ["word2vec"], "env": "test"})
+
+    client = mlflow.MlflowClient()
+    logged = client.get_run(run.info.run_id)
+    assert logged.data.tags[REPRODUCIBLE_TAG] == "false"
+    assert logged.data.tags[KEY_TAG] and logged.data.tags[PID_TAG]
+    assert [i.dataset.name for i in logged.inputs.dataset_inputs] == ["mr_sentences"]
+    manifest = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/manifest.json")
+    assert manifest["reproducibility"]["bit_reproducible"] is False
+    assert list(manifest["inputs"]) == ["mr_sentences"]
+    assert manifest["seeds"] == {"cnn.training.seed": 42}
+
+
+def test_timing_splits_the_run_into_nodes_loads_saves_and_the_rest(run):
+    hook, step = TimingHook(), SimpleNamespace(name="train")
+    hook.before_pipeline_run()
+    hook.before_dataset_loaded("table")
+    time.sleep(0.05)
+    hook.after_dataset_loaded("table")
+    hook.before_node_run(step)
+    time.sleep(0.1)
+    hook.after_node_run(step)
+    hook.before_dataset_saved("model")
+    time.sleep(0.05)
+    hook.after_dataset_saved("model")
+    hook.after_pipeline_run()
+
+    timings = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/timings.json")
+    assert timings["nodes"]["train"] == pytest.approx(0.1, abs=0.05)
+    assert timings["loading_seconds"] == pytest.approx(0.05, abs=0.04)
+    assert timings["saving_seconds"] == pytest.approx(0.05, abs=0.04)
+    assert timings["pipeline_seconds"] >= timings["nodes"]["train"] + timings["saving_seconds"]
+    assert timings["startup_seconds"] > 0  # this process started before its first node
+
+
+def test_process_start_time_is_in_the_past():
+    started = process_start_time()
+    assert started is not None and started < time.time()
