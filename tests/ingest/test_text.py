@@ -23,7 +23,6 @@ from dlflow.ingest.errors import DataSourceError, DataValidationError
 from dlflow.ingest.text import (
     TEXT8_CHUNK_TOKENS,
     assign_folds,
-    default_word2vec_corpus,
     read_corpus,
     read_polarity,
 )
@@ -181,16 +180,19 @@ def test_real_polarity_from_mirror(tmp_path: Path) -> None:
         read_polarity(pos, neg, encoding="utf-8")
 
 
-def test_real_default_corpus(tmp_path: Path) -> None:
+def test_real_corpora_read_as_sentences(tmp_path: Path) -> None:
     needs_mirror("rt-polarity/rt-polarity.pos", "corpora/movie_reviews.zip", "corpora/brown.zip")
-    sentences = list(default_word2vec_corpus(tmp_path, mirror=MIRROR, progress=False))
-    assert len(sentences) == 10_662 + 64_720 + 57_340
-    assert sentences[10_662].startswith("plot : two teen couples go to a church party")
-    brown_first = sentences[10_662 + 64_720]
-    assert brown_first.startswith("The Fulton County Grand Jury said Friday an investigation of Atlanta's")
-    assert "/" not in brown_first
-    assert sum(len(tokenize(s)) for s in sentences) == 2_764_751
-    assert sorted(p.name for p in (tmp_path / "corpora").iterdir()) == ["brown.zip", "movie_reviews.zip"]
+    pos, neg = fetch_polarity(tmp_path / "rt-polarity", mirror=MIRROR, progress=False)
+    polarity = read_polarity(pos, neg)["sentence"].tolist()
+    reviews, brown = (
+        list(read_corpus(fetch_corpus(name, tmp_path / "corpora" / f"{name}.zip", mirror=MIRROR, progress=False)))
+        for name in ("movie_reviews", "brown")
+    )
+    assert (len(polarity), len(reviews), len(brown)) == (10_662, 64_720, 57_340)
+    assert reviews[0].startswith("plot : two teen couples go to a church party")
+    assert brown[0].startswith("The Fulton County Grand Jury said Friday an investigation of Atlanta's")
+    assert "/" not in brown[0]
+    assert sum(len(tokenize(s)) for s in polarity + reviews + brown) == 2_764_751
 
 
 def test_real_brown_skips_documentation() -> None:

@@ -92,11 +92,6 @@ class RemoteFile:
             raise ValueError(f"{self.name}: at least one checksum is needed to verify {self.filename}")
 
 
-def sha256_of(path: Path) -> str:
-    """sha256 hex digest of the file's bytes, read in chunks."""
-    return _digests(Path(path), {"sha256"}, gunzip=False)["sha256"]
-
-
 def file_digest(path: Path, length: int = 16) -> str:
     """Short content digest for data lineage: the sha256 hex of the file's
     content (decompressed first when it is gzip, so the upstream file and a

@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from dlflow.ingest.errors import DataSourceError, DataValidationError
-from dlflow.ingest.text_sources import POLARITY_ENCODING, fetch_corpus, fetch_polarity
+from dlflow.ingest.text_sources import POLARITY_ENCODING
 
 logger = logging.getLogger("dlflow.ingest")
 
@@ -54,7 +54,6 @@ CORPUS_FORMATS: tuple[str, ...] = ("auto", "lines", "tagged", "text8")
 TEXT8_CHUNK_TOKENS = 1000
 TEXT_SUFFIXES = frozenset({"", ".txt", ".text", ".tok", ".tokens", ".raw", ".sent", ".sents", ".pos", ".neg"})
 METADATA_STEMS = frozenset({"readme", "contents", "license", "licence", "copying", "authors", "cats", "categories"})
-DEFAULT_WORD2VEC_CORPORA = ("movie_reviews", "brown")
 
 _BLOCK = 1 << 20
 _TAGGED_TOKEN = re.compile(r"\S+/[A-Za-z$*+\-.,:()'`]+")
@@ -145,25 +144,6 @@ def read_corpus(path: Path | str, *, encoding: str = "utf-8", format: CorpusForm
     if _is_zip(path):
         return _read_zip(path, _zip_members(path), encoding, format)
     return _read_single(_file_source(path), encoding, format)
-
-
-def default_word2vec_corpus(
-    raw_dir: Path | str = "data/01_raw", *, mirror: Path | str | None = None, progress: bool = True
-) -> Iterator[str]:
-    """The default Word2Vec corpus as raw sentences: MR v1.0 sentences, then
-    NLTK movie_reviews, then the Brown corpus (tags stripped).
-
-    The files are fetched first (present → mirror → download) to
-    ``raw_dir/rt-polarity/`` and ``raw_dir/corpora/<name>.zip``.
-    """
-    raw_dir = Path(raw_dir)
-    pos, neg = fetch_polarity(raw_dir / "rt-polarity", mirror=mirror, progress=progress)
-    zips = [
-        fetch_corpus(name, raw_dir / "corpora" / f"{name}.zip", mirror=mirror, progress=progress)
-        for name in DEFAULT_WORD2VEC_CORPORA
-    ]
-    polarity = read_polarity(pos, neg)["sentence"].tolist()
-    return chain(polarity, *(read_corpus(z) for z in zips))
 
 
 # --- internals -----------------------------------------------------------------------
