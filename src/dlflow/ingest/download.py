@@ -34,14 +34,17 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from tqdm.auto import tqdm
 
 from dlflow.files import atomic_path
 from dlflow.ingest.errors import DataSourceError
+
+T = TypeVar("T")
 
 logger = logging.getLogger("dlflow.ingest")
 
@@ -90,6 +93,14 @@ class RemoteFile:
     def __post_init__(self) -> None:
         if not self.checksums:
             raise ValueError(f"{self.name}: at least one checksum is needed to verify {self.filename}")
+
+
+def registered(entries: Mapping[str, T], name: str, kind: str, plural: str) -> T:
+    """``entries[name]``; else a ValueError naming ``kind`` and listing the known names (``plural``)."""
+    try:
+        return entries[name]
+    except KeyError:
+        raise ValueError(f"Unknown {kind} {name!r}; known {plural}: {', '.join(sorted(entries))}") from None
 
 
 def file_digest(path: Path, length: int = 16) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlflow.ingest.download import Checksum, RemoteFile
+from dlflow.ingest.download import Checksum, RemoteFile, registered
 
 _FILENAMES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -100,8 +100,4 @@ IMAGE_SOURCES: dict[str, ImageSource] = {
 
 def get_image_source(name: str) -> ImageSource:
     """The registered source called ``name``; ValueError lists the known names."""
-    try:
-        return IMAGE_SOURCES[name]
-    except KeyError:
-        known = ", ".join(sorted(IMAGE_SOURCES))
-        raise ValueError(f"Unknown image source {name!r}; known sources: {known}") from None
+    return registered(IMAGE_SOURCES, name, "image source", "sources")

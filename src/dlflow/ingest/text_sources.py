@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlflow.ingest.download import Checksum, RemoteFile, fetch
+from dlflow.ingest.download import Checksum, RemoteFile, fetch, registered
 
 POLARITY_ARCHIVE_URL = "https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polaritydata.tar.gz"
 POLARITY_ENCODING = "latin-1"
@@ -71,11 +71,7 @@ CORPUS_SOURCES: dict[str, RemoteFile] = {
 
 def get_corpus_source(name: str) -> RemoteFile:
     """The registered corpus called ``name``; ValueError lists the known names."""
-    try:
-        return CORPUS_SOURCES[name]
-    except KeyError:
-        known = ", ".join(sorted(CORPUS_SOURCES))
-        raise ValueError(f"Unknown text corpus {name!r}; known corpora: {known}") from None
+    return registered(CORPUS_SOURCES, name, "text corpus", "corpora")
 
 
 def fetch_polarity(folder: Path | str, *, mirror: Path | str | None = None, progress: bool = True) -> tuple[Path, Path]:

@@ -18,15 +18,13 @@ Example catalog entry::
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from kedro.io import AbstractDataset, DatasetError
-
 from dlflow.ingest.download import Checksum, RemoteFile, fetch, file_digest
+from dlflow.io.raw_input import RawInputDataset
 
 
-class FetchedFileDataset(AbstractDataset[None, str]):
+class FetchedFileDataset(RawInputDataset):
     """A published file fetched on load; ``load()`` returns its local path."""
 
     def __init__(
@@ -40,7 +38,7 @@ class FetchedFileDataset(AbstractDataset[None, str]):
         mirror: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        self._filepath = Path(filepath)
+        super().__init__(filepath=filepath, mirror=mirror, metadata=metadata)
         self._remote = RemoteFile(
             name=name,
             filename=self._filepath.name,
@@ -48,22 +46,14 @@ class FetchedFileDataset(AbstractDataset[None, str]):
             checksums=(Checksum("sha256", sha256),),
             mirror_relpath=mirror_relpath,
         )
-        self._mirror = Path(mirror) if mirror else None
-        self.metadata = metadata
 
     def load(self) -> str:
         return str(fetch(self._remote, self._filepath, mirror=self._mirror))
-
-    def save(self, data: None) -> None:
-        raise DatasetError(f"{self._filepath} is raw input: FetchedFileDataset is read-only.")
 
     @property
     def digest(self) -> str:
         """Short content digest of the fetched file, for data lineage."""
         return file_digest(self._filepath)
 
-    def _exists(self) -> bool:
-        return self._filepath.exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "name": self._remote.name, "urls": list(self._remote.urls)}
+    def _settings(self) -> dict[str, Any]:
+        return {"name": self._remote.name, "urls": list(self._remote.urls)}

@@ -16,18 +16,18 @@ Example catalog entry::
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kedro.io import AbstractDataset, DatasetError
+from kedro.io import DatasetError
 
 from dlflow.ingest.download import fetch
 from dlflow.ingest.idx import parse_idx, read_idx_bytes
 from dlflow.ingest.sources import get_image_source
+from dlflow.io.raw_input import RawInputDataset
 
 
-class IdxDataset(AbstractDataset[None, np.ndarray]):
+class IdxDataset(RawInputDataset):
     """Fetches (present → mirror → download) and reads one IDX file of an image source."""
 
     def __init__(
@@ -52,12 +52,10 @@ class IdxDataset(AbstractDataset[None, np.ndarray]):
         if file not in files:
             known = ", ".join(files)
             raise ValueError(f"Image source {source!r} has no file {file!r}; choose one of: {known}.")
-        self._filepath = Path(filepath)
+        super().__init__(filepath=filepath, mirror=mirror, metadata=metadata)
         self._source = source
         self._file = file
         self._remote = files[file]
-        self._mirror = Path(mirror) if mirror else None
-        self.metadata = metadata
         self._digest: str | None = None
 
     def load(self) -> np.ndarray:
@@ -65,11 +63,6 @@ class IdxDataset(AbstractDataset[None, np.ndarray]):
         data = read_idx_bytes(path)
         self._digest = hashlib.sha256(data).hexdigest()
         return parse_idx(data, source=str(path))
-
-    def save(self, data: None) -> None:
-        raise DatasetError(
-            f"{self._filepath} is raw input: IdxDataset is read-only. Save derived data to another dataset."
-        )
 
     @property
     def digest(self) -> str:
@@ -80,13 +73,5 @@ class IdxDataset(AbstractDataset[None, np.ndarray]):
             self._digest = hashlib.sha256(read_idx_bytes(self._filepath)).hexdigest()
         return self._digest
 
-    def _exists(self) -> bool:
-        return self._filepath.exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {
-            "filepath": str(self._filepath),
-            "source": self._source,
-            "file": self._file,
-            "mirror": str(self._mirror) if self._mirror else None,
-        }
+    def _settings(self) -> dict[str, Any]:
+        return {"source": self._source, "file": self._file}

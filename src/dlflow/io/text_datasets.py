@@ -25,11 +25,9 @@ Example catalog entries::
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kedro.io import AbstractDataset, DatasetError
 
 from dlflow.ingest.text import CORPUS_FORMATS, CorpusFormat, read_corpus, read_polarity
 from dlflow.ingest.text_sources import (
@@ -39,9 +37,10 @@ from dlflow.ingest.text_sources import (
     fetch_polarity,
     get_corpus_source,
 )
+from dlflow.io.raw_input import RawInputDataset
 
 
-class PolarityDataset(AbstractDataset[None, pd.DataFrame]):
+class PolarityDataset(RawInputDataset):
     """MR sentence polarity v1.0 as a table: ``sentence`` (str) and ``label`` (int8, 1 = positive)."""
 
     def __init__(
@@ -61,32 +60,21 @@ class PolarityDataset(AbstractDataset[None, pd.DataFrame]):
                 defaults to ``$DLFLOW_DATA_MIRROR``.
             metadata: free-form information for plugins such as kedro-viz.
         """
-        self._folder = Path(filepath)
+        super().__init__(filepath=filepath, mirror=mirror, metadata=metadata)
         self._encoding = encoding
-        self._mirror = Path(mirror) if mirror else None
-        self.metadata = metadata
 
     def load(self) -> pd.DataFrame:
-        pos, neg = fetch_polarity(self._folder, mirror=self._mirror)
+        pos, neg = fetch_polarity(self._filepath, mirror=self._mirror)
         return read_polarity(pos, neg, encoding=self._encoding)
 
-    def save(self, data: None) -> None:
-        raise DatasetError(
-            f"{self._folder} is raw input: PolarityDataset is read-only. Save derived data to another dataset."
-        )
-
     def _exists(self) -> bool:
-        return all((self._folder / remote.filename).is_file() for remote in POLARITY_FILES.values())
+        return all((self._filepath / remote.filename).is_file() for remote in POLARITY_FILES.values())
 
-    def _describe(self) -> dict[str, Any]:
-        return {
-            "filepath": str(self._folder),
-            "encoding": self._encoding,
-            "mirror": str(self._mirror) if self._mirror else None,
-        }
+    def _settings(self) -> dict[str, Any]:
+        return {"encoding": self._encoding}
 
 
-class TextCorpusDataset(AbstractDataset[None, "list[str] | Callable[[], list[str]]"]):
+class TextCorpusDataset(RawInputDataset):
     """A corpus as a list of raw sentences (lines, or 1,000-token chunks of a text8 file).
 
     With ``lazy: true`` loading returns a function that reads the corpus when
@@ -124,13 +112,11 @@ class TextCorpusDataset(AbstractDataset[None, "list[str] | Callable[[], list[str
             get_corpus_source(source)  # ValueError naming the known corpora
         if format not in CORPUS_FORMATS:
             raise ValueError(f"Unknown corpus format {format!r}; choose one of: {', '.join(CORPUS_FORMATS)}")
-        self._filepath = Path(filepath)
+        super().__init__(filepath=filepath, mirror=mirror, metadata=metadata)
         self._source = source
         self._encoding = encoding
         self._format = format
-        self._mirror = Path(mirror) if mirror else None
         self._lazy = lazy
-        self.metadata = metadata
 
     def load(self) -> list[str] | Callable[[], list[str]]:
         return self._read if self._lazy else self._read()
@@ -140,19 +126,5 @@ class TextCorpusDataset(AbstractDataset[None, "list[str] | Callable[[], list[str
             fetch_corpus(self._source, self._filepath, mirror=self._mirror)
         return list(read_corpus(self._filepath, encoding=self._encoding, format=self._format))
 
-    def save(self, data: None) -> None:
-        raise DatasetError(
-            f"{self._filepath} is raw input: TextCorpusDataset is read-only. Save derived data to another dataset."
-        )
-
-    def _exists(self) -> bool:
-        return self._filepath.exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {
-            "filepath": str(self._filepath),
-            "source": self._source,
-            "encoding": self._encoding,
-            "format": self._format,
-            "mirror": str(self._mirror) if self._mirror else None,
-        }
+    def _settings(self) -> dict[str, Any]:
+        return {"source": self._source, "encoding": self._encoding, "format": self._format}

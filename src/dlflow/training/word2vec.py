@@ -294,14 +294,19 @@ def _damp(indices: torch.Tensor, hits_weight: torch.Tensor | None, vocab_size: i
     return hits.clamp_(min=_ROW_CAP).reciprocal_().mul_(_ROW_CAP).index_select(0, indices)
 
 
+def _job(batch: dict[str, torch.Tensor], w_in: torch.Tensor) -> tuple:
+    """A job's tensors and sizes: centres, context, bag, noise, and (words, dim, noise groups, noise
+    words per group, centre words per group)."""
+    centres, noise = batch["centres"], batch["noise"]
+    n, (groups, k) = len(centres), noise.shape
+    return centres, batch["context"], batch["bag"], noise, (n, w_in.shape[1], groups, k, -(-n // groups))
+
+
 def _cbow_step(
     w_in: torch.Tensor, w_out: torch.Tensor, batch: dict[str, torch.Tensor], lr: float, want_loss: bool
 ) -> float | None:
     """CBOW: the mean of a centre word's context vectors predicts it against noise words."""
-    centres, context, bag, noise = batch["centres"], batch["context"], batch["bag"], batch["noise"]
-    n, dim = len(centres), w_in.shape[1]
-    groups, k = noise.shape
-    group = -(-n // groups)
+    centres, context, bag, noise, (n, dim, groups, k, group) = _job(batch, w_in)
     starts = torch.zeros(n, dtype=torch.int64, device=w_in.device)
     starts[1:] = torch.cumsum(batch["n_context"], 0)[:-1]
     h = F.embedding_bag(context, w_in, starts, mode="mean")  # (n, dim)
@@ -328,10 +333,7 @@ def _skipgram_step(
     w_in: torch.Tensor, w_out: torch.Tensor, batch: dict[str, torch.Tensor], lr: float, want_loss: bool
 ) -> float | None:
     """Skip-gram: a centre word predicts each of its context words against noise words."""
-    centres, context, bag, noise = batch["centres"], batch["context"], batch["bag"], batch["noise"]
-    n, dim = len(centres), w_in.shape[1]
-    groups, k = noise.shape
-    group = -(-n // groups)
+    centres, context, bag, noise, (n, dim, groups, k, group) = _job(batch, w_in)
     h = w_in.index_select(0, centres)  # (n, dim)
     h_pairs = h.index_select(0, bag)  # (pairs, dim)
     u = w_out.index_select(0, context)  # (pairs, dim)

@@ -9,50 +9,33 @@ from kedro.pipeline import Pipeline, node, pipeline
 from .nodes import check_input, load_cnn_model, load_rnn_model, predict_images, predict_sentences
 
 
-def _load_and_check(family: str, load_model) -> list:
-    """Load ``models:/<name>@<alias>`` and check the input against its signature."""
-    return [
-        node(
-            load_model,
-            f"params:inference.{family}",
-            [f"{family}_inference_model", f"{family}_inference_model_info"],
-            name=f"load_{family}_model",
-        ),
-        node(
-            check_input,
-            [f"{family}_inference_input", f"{family}_inference_model", f"{family}_inference_model_info"],
-            f"{family}_inference_checked_input",
-            name=f"check_{family}_input",
-        ),
-    ]
+def _inference_pipeline(family: str, load_model, predict, predict_name: str) -> Pipeline:
+    """Load ``models:/<name>@<alias>``, check the input against its signature, then predict."""
+    model, info = f"{family}_inference_model", f"{family}_inference_model_info"
+    return pipeline(
+        [
+            node(load_model, f"params:inference.{family}", [model, info], name=f"load_{family}_model"),
+            node(
+                check_input,
+                [f"{family}_inference_input", model, info],
+                f"{family}_inference_checked_input",
+                name=f"check_{family}_input",
+            ),
+            node(
+                predict,
+                [model, f"{family}_inference_checked_input", info, f"params:inference.{family}"],
+                f"{family}_inference_predictions",
+                name=predict_name,
+            ),
+        ]
+    )
 
 
 def create_cnn_pipeline(**kwargs) -> Pipeline:
     """Images (IDX or parquet ``pixels``) → class predictions from the registered CNN."""
-    return pipeline(
-        _load_and_check("cnn", load_cnn_model)
-        + [
-            node(
-                predict_images,
-                ["cnn_inference_model", "cnn_inference_checked_input", "cnn_inference_model_info", "params:inference.cnn"],
-                "cnn_inference_predictions",
-                name="predict_images",
-            )
-        ]
-    )
+    return _inference_pipeline("cnn", load_cnn_model, predict_images, "predict_images")
 
 
 def create_rnn_pipeline(**kwargs) -> Pipeline:
     """Sentences (text lines or parquet ``sentence``) → polarity predictions from the registered RNN."""
-    return pipeline(
-        _load_and_check("rnn", load_rnn_model)
-        + [
-            node(
-                predict_sentences,
-                ["rnn_inference_model", "rnn_inference_checked_input", "rnn_inference_model_info",
-                 "params:inference.rnn"],
-                "rnn_inference_predictions",
-                name="predict_sentences",
-            )
-        ]
-    )
+    return _inference_pipeline("rnn", load_rnn_model, predict_sentences, "predict_sentences")
