@@ -9,7 +9,6 @@ experiment's checkpoint.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from dlflow.files import atomic_write, json_digest
 from dlflow.training.data import TensorDataset
 
 if TYPE_CHECKING:
-    from dlflow.training.loop import TrainConfig
+    from dlflow.training.config import TrainConfig
 
 LAST_CHECKPOINT = "last.pt"
 
@@ -59,9 +58,8 @@ def config_key(
     loss_fn: Any = None,
 ) -> str:
     """Short sha256 (16 hex digits) identifying one experiment, used as checkpoint folder name."""
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_KEY}
     identity = {
-        "config": settings,
+        "config": config.model_dump(exclude=_NOT_IN_KEY),
         "model": describe(model),
         "train_transform": describe(train_transform),
         "loss_fn": describe(loss_fn),

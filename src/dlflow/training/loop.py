@@ -20,13 +20,11 @@ process, as rank 0 reports each epoch).
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +34,16 @@ from tqdm.auto import tqdm
 
 from dlflow.training import distributed
 from dlflow.training.callbacks import Callback
-from dlflow.training.checkpoint import LAST_CHECKPOINT, config_key, load_checkpoint, save_checkpoint
+from dlflow.training.checkpoint import (
+    LAST_CHECKPOINT,
+    config_key,
+    load_checkpoint,
+    save_checkpoint,
+)
+from dlflow.training.config import TrainConfig
 from dlflow.training.data import TensorDataset
 from dlflow.training.distributed import World
+from dlflow.training.records import EpochRecord, FitResult, Progress
 from dlflow.training.runtime import (
     configure_threads,
     rng_state,
@@ -53,129 +58,6 @@ logger = logging.getLogger("dlflow.training")
 Features = tuple[torch.Tensor, ...]
 TrainTransform = Callable[[Features, torch.Generator], Features]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "onecycle", "cosine")
-DEVICES = ("auto", "cpu", "cuda")
-
-
-# --------------------------------------------------------------------------- configuration
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides how a model is trained. Defaults: the Keras tutorial recipe.
-
-    ``label_smoothing`` configures the default loss and is ignored when ``fit``
-    gets its own ``loss_fn``. ``validate_every``: validate after every n-th
-    epoch and after the last (the other epochs record NaN validation metrics).
-    ``early_stopping_patience`` counts validations without a lower validation
-    loss; the best validated epoch's weights are restored at the end.
-    ``progress``, ``checkpoint_dir``, ``resume`` and ``num_threads`` do not
-    change the result, so they are not part of the checkpoint key.
-    ``bucket_by_feature`` names the feature (e.g. sequence lengths) by which
-    training batches are grouped, see ``TensorDataset.batches``.
-    ``processes > 1`` trains data-parallel (one GPU per process on CUDA, gloo on
-    CPU), ``batch_size`` being the global batch; it is part of the checkpoint
-    key (a run never resumes from a checkpoint of another process count).
-    ``num_threads`` is per process; ``None``: the machine's cores divided
-    among its processes.
-    """
-
-    epochs: int = 5
-    batch_size: int = 64
-    eval_batch_size: int = 1024
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    schedule: str = "constant"
-    label_smoothing: float = 0.0
-    max_grad_norm: float | None = None
-    early_stopping_patience: int | None = None
-    validate_every: int = 1
-    seed: int = 42
-    deterministic: bool = True
-    device: str = "auto"
-    processes: int = 1
-    num_threads: int | None = None
-    channels_last: bool = False
-    bucket_by_feature: int | None = None
-    checkpoint_dir: str | None = None
-    resume: bool = True
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        rules = [
-            ("epochs", self.epochs >= 1, ">= 1"),
-            ("batch_size", self.batch_size >= 1, ">= 1"),
-            ("eval_batch_size", self.eval_batch_size >= 1, ">= 1"),
-            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}"),
-            ("lr", self.lr > 0, "> 0"),
-            ("weight_decay", self.weight_decay >= 0, ">= 0"),
-            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
-            ("schedule", self.schedule in SCHEDULES, f"one of {SCHEDULES}"),
-            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
-            ("max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0, "None or > 0"),
-            (
-                "early_stopping_patience",
-                self.early_stopping_patience is None or self.early_stopping_patience >= 1,
-                "None or >= 1",
-            ),
-            ("validate_every", self.validate_every >= 1, ">= 1"),
-            ("device", self.device in DEVICES, f"one of {DEVICES}"),
-            ("processes", 1 <= self.processes <= self.batch_size, "in [1, batch_size] (each takes a slice of every batch)"),
-            ("num_threads", self.num_threads is None or self.num_threads >= 1, "None or >= 1"),
-            ("bucket_by_feature", self.bucket_by_feature is None or self.bucket_by_feature >= 0, "None or >= 0"),
-        ]
-        for name, ok, requirement in rules:
-            if not ok:
-                raise ValueError(f"TrainConfig.{name} must be {requirement}, got {getattr(self, name)!r}")
-
-
-@dataclass
-class EpochRecord:
-    """Metrics of one epoch. ``lr`` is the rate of the epoch's last step; throughput counts training only."""
-
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
-    lr: float
-    epoch_seconds: float
-    samples_per_second: float
-
-
-@dataclass
-class FitResult:
-    """What ``fit`` returns.
-
-    ``best_epoch`` has the lowest validation loss; the model holds its weights
-    when early stopping is on, the last epoch's otherwise. ``train_seconds``
-    sums the epochs' times, including epochs done before a resume.
-    """
-
-    model: nn.Module
-    history: list[EpochRecord]
-    best_epoch: int
-    stopped_early: bool
-    resumed_from_epoch: int
-    train_seconds: float
-
-
-@dataclass
-class _Progress:
-    """The loop's own state, saved in every checkpoint."""
-
-    epoch: int = 0
-    history: list[EpochRecord] = field(default_factory=list)
-    best_val_loss: float = math.inf
-    best_epoch: int = 0
-    best_weights: dict[str, torch.Tensor] | None = None
-    bad_epochs: int = 0
-    stopped_early: bool = False
-
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """The optimizer named by ``config.optimizer`` over all model parameters."""
@@ -292,7 +174,7 @@ def _fit(
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch)
     generator = torch.Generator().manual_seed(config.seed)  # batch order and augmentation, the same in every process
-    progress = _Progress()
+    progress = Progress()
 
     # -- resume from the last checkpoint, if any (read by rank 0, sent to the others)
     checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path and config.resume and world.is_main else None
@@ -303,7 +185,7 @@ def _fit(
         scheduler.load_state_dict(checkpoint["scheduler"])
         generator.set_state(checkpoint["generator"])
         set_rng_state(checkpoint["rank_rng"][world.rank] if world.size > 1 else checkpoint["rng"])
-        progress = _progress_from_dict(checkpoint["progress"])
+        progress = Progress.from_dict(checkpoint["progress"])
         log("resuming from %s after epoch %d", checkpoint_path, progress.epoch)
     resumed_from_epoch = progress.epoch
     net = world.wrap(model)  # DistributedDataParallel with several processes
@@ -384,25 +266,12 @@ def _fit(
             epoch_seconds=time.perf_counter() - started,
             samples_per_second=seen / train_time,
         )
-        progress.history.append(record)
-        progress.epoch = epoch
+        progress.add(record, validated, model, config.early_stopping_patience)  # best weights, early stopping
         log(
             "epoch %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  lr %.2e  %.1f s  %.0f samples/s",
             epoch, config.epochs, train_loss, train_accuracy, val_loss, val_accuracy, lr,
             record.epoch_seconds, record.samples_per_second,
         )  # fmt: skip
-
-        # -- best weights and early stopping (on validation loss, the same in every process)
-        if not validated:
-            pass
-        elif val_loss < progress.best_val_loss:
-            progress.best_val_loss, progress.best_epoch, progress.bad_epochs = val_loss, epoch, 0
-            if config.early_stopping_patience is not None:
-                progress.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            progress.bad_epochs += 1
-            patience = config.early_stopping_patience
-            progress.stopped_early = patience is not None and progress.bad_epochs >= patience
 
         # -- checkpoint (rank 0, with every process's RNG state), then callbacks
         if checkpoint_path is not None:
@@ -416,8 +285,8 @@ def _fit(
                         "generator": generator.get_state(),
                         "rng": rng[0],
                         **({"rank_rng": rng} if world.size > 1 else {}),
-                        "progress": _progress_to_dict(progress),
-                        "config": dataclasses.asdict(config),
+                        "progress": progress.to_dict(),
+                        "config": config.model_dump(),
                     },
                     checkpoint_path,
                 )
@@ -586,7 +455,7 @@ def predict(
     Moves ``model`` to ``device``. With ``transform_tta`` (e.g. a horizontal
     flip) the probabilities of the original and the transformed batch are averaged.
     """
-    device = select_device(device) if isinstance(device, str) and device in DEVICES else torch.device(device)
+    device = select_device(device) if isinstance(device, str) and device in ("auto", "cpu", "cuda") else torch.device(device)
     was_training = model.training
     model.eval().to(device)
     probabilities = []
@@ -616,14 +485,3 @@ def _to_bytes(state: dict[str, torch.Tensor]) -> bytes:
 
 def _from_bytes(data: bytes) -> dict[str, torch.Tensor]:
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-
-
-def _progress_to_dict(progress: _Progress) -> dict[str, Any]:
-    """Plain values and tensors only, so the checkpoint loads with ``weights_only=True``."""
-    state = {f.name: getattr(progress, f.name) for f in dataclasses.fields(progress)}
-    state["history"] = [dataclasses.asdict(record) for record in progress.history]
-    return state
-
-
-def _progress_from_dict(state: dict[str, Any]) -> _Progress:
-    return _Progress(**{**state, "history": [EpochRecord(**r) for r in state["history"]]})
