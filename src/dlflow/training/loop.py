@@ -7,32 +7,27 @@ backward, (clip), step, schedule; then validate, keep the best weights, write
 a checkpoint, tell the callbacks. A run with ``checkpoint_dir`` set resumes
 from its last checkpoint and ends bit-identical (on CPU) to an uninterrupted run.
 
-With ``processes > 1`` it trains with DistributedDataParallel (see
-``training.distributed``): under ``torchrun`` every process calls ``fit`` and
-joins the launcher's process group; otherwise ``fit`` spawns the processes
-itself on this machine and returns rank 0's result. Every process draws the
-same global batches from the same seeded generator and trains on its slice of
-each (``batch_size`` stays the global batch size; DDP averages the gradients),
-the epoch sums are all-reduced, validation is sharded, and rank 0 alone writes
-checkpoints, logs and calls the callbacks (in spawn mode: in the calling
-process, as rank 0 reports each epoch).
+With ``processes > 1`` it trains with DistributedDataParallel: launch the
+program with ``torchrun --nproc_per_node=<processes>``; every process calls
+``fit``, which joins the launcher's process group (see ``training.distributed``).
+Every process draws the same global batches from the same seeded generator and
+trains on its slice of each (``batch_size`` stays the global batch size; DDP
+averages the gradients), the epoch sums are all-reduced, validation is
+sharded, and rank 0 alone writes checkpoints, logs and calls the callbacks.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dlflow.training import distributed
 from dlflow.training.callbacks import Callback
 from dlflow.training.checkpoint import (
     LAST_CHECKPOINT,
@@ -42,7 +37,7 @@ from dlflow.training.checkpoint import (
 )
 from dlflow.training.config import TrainConfig
 from dlflow.training.data import TensorDataset
-from dlflow.training.distributed import World
+from dlflow.training.distributed import World, launched_world
 from dlflow.training.records import EpochRecord, FitResult, Progress
 from dlflow.training.runtime import (
     configure_threads,
@@ -109,11 +104,9 @@ def fit(
             ``config.label_smoothing``.
         run_key: checkpoint sub-folder; default ``checkpoint.config_key(...)``.
 
-    With ``config.processes > 1``: under ``torchrun`` (``WORLD_SIZE`` set) or
-    in an initialised process group, every process calls ``fit`` and gets the
-    same result. Otherwise ``fit`` spawns the processes; ``model``, the data,
-    ``train_transform`` and ``loss_fn`` must then be picklable (no lambdas),
-    the callbacks run here, and on return ``model`` holds rank 0's weights.
+    With ``config.processes > 1`` the program must run under ``torchrun`` with
+    as many processes (or in an initialised process group): every process
+    calls ``fit`` and gets the same result.
     """
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"train and val must not be empty, got {len(train)} and {len(val)} samples")
@@ -125,23 +118,11 @@ def fit(
             config, model, train, val, train_transform=train_transform, loss_fn=loss_fn
         )
         checkpoint_path = Path(config.checkpoint_dir) / run_key / LAST_CHECKPOINT
-    settings = dict(callbacks=callbacks, train_transform=train_transform, loss_fn=loss_fn, checkpoint_path=checkpoint_path)
-
-    launched = distributed.launcher_world_size()
-    if config.processes == 1:
-        if launched not in (None, 1):
-            raise ValueError(f"{launched} processes were launched (WORLD_SIZE) but TrainConfig.processes is 1")
-        return _fit(World(), model, train, val, config, **settings)
-    if launched is None and not torch.distributed.is_initialized():
-        return _fit_spawned(model, train, val, config, **settings)
-    world, created = distributed.join(select_device(config.device).type)
-    try:
-        if world.size != config.processes:
-            raise ValueError(f"TrainConfig.processes is {config.processes} but {world.size} processes were launched")
-        return _fit(world, model, train, val, config, **settings)
-    finally:
-        if created:
-            torch.distributed.destroy_process_group()
+    with launched_world(config.processes, select_device(config.device).type) as world:
+        return _fit(
+            world, model, train, val, config,
+            callbacks=callbacks, train_transform=train_transform, loss_fn=loss_fn, checkpoint_path=checkpoint_path,
+        )  # fmt: skip
 
 
 def _fit(
@@ -314,100 +295,6 @@ def _fit(
     return result
 
 
-# --------------------------------------------------------------------------- spawned processes
-
-
-def _fit_spawned(
-    model: nn.Module,
-    train: TensorDataset,
-    val: TensorDataset,
-    config: TrainConfig,
-    *,
-    callbacks: Sequence[Callback],
-    train_transform: TrainTransform | None,
-    loss_fn: LossFn | None,
-    checkpoint_path: Path | None,
-) -> FitResult:
-    """Start ``config.processes`` workers on this machine; run the callbacks here as rank 0 reports."""
-
-    def on_message(kind: str, content: Any) -> None:
-        if kind == "resume":
-            for callback in callbacks:
-                callback.on_resume(content)
-        elif kind == "start":
-            for callback in callbacks:
-                callback.on_train_start(config, content)
-        elif kind == "epoch":
-            record, weights = content
-            model.load_state_dict(_from_bytes(weights))
-            for callback in callbacks:
-                callback.on_epoch_end(record, model)
-
-    device = select_device(config.device)
-    args = (model, train, val, config, bool(callbacks), train_transform, loss_fn, checkpoint_path)
-    final = distributed.spawn(_fit_worker, args, config.processes, device.type, on_message)
-    model.load_state_dict(_from_bytes(final["weights"]))
-    model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
-    model.eval()
-    history = final["history"]
-    result = FitResult(
-        model=model,
-        history=history,
-        best_epoch=final["best_epoch"],
-        stopped_early=final["stopped_early"],
-        resumed_from_epoch=final["resumed_from_epoch"],
-        train_seconds=sum(r.epoch_seconds for r in history),
-    )
-    for callback in callbacks:
-        callback.on_train_end(result)
-    return result
-
-
-def _fit_worker(
-    world: World,
-    send: distributed.Send | None,
-    model: nn.Module,
-    train: TensorDataset,
-    val: TensorDataset,
-    config: TrainConfig,
-    relay: bool,
-    train_transform: TrainTransform | None,
-    loss_fn: LossFn | None,
-    checkpoint_path: Path | None,
-) -> dict[str, Any] | None:
-    """One spawned process; rank 0 relays the callback events and returns the final state."""
-    callbacks = [_Relay(send)] if send is not None and relay else []
-    result = _fit(
-        world, model, train, val, config,
-        callbacks=callbacks, train_transform=train_transform, loss_fn=loss_fn, checkpoint_path=checkpoint_path,
-    )  # fmt: skip
-    if not world.is_main:
-        return None
-    return {
-        "weights": _to_bytes(result.model.state_dict()),
-        "history": result.history,
-        "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early,
-        "resumed_from_epoch": result.resumed_from_epoch,
-    }
-
-
-class _Relay(Callback):
-    """Rank 0's stand-in for the callbacks of a spawned run: sends each event to the calling process."""
-
-    def __init__(self, send: distributed.Send) -> None:
-        self.send = send
-
-    def on_resume(self, history: list[EpochRecord]) -> None:
-        self.send(("resume", history))
-
-    def on_train_start(self, config: TrainConfig, start_epoch: int) -> None:
-        self.send(("start", start_epoch))
-
-    def on_epoch_end(self, record: EpochRecord, model: nn.Module) -> None:
-        self.send(("epoch", (record, _to_bytes(model.state_dict()))))
-
-
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -475,13 +362,3 @@ def predict(
 def _channels_last(features: Features) -> Features:
     """4-D (image) features in channels-last memory format; other features unchanged."""
     return tuple(f.contiguous(memory_format=torch.channels_last) if f.dim() == 4 else f for f in features)
-
-
-def _to_bytes(state: dict[str, torch.Tensor]) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
-
-
-def _from_bytes(data: bytes) -> dict[str, torch.Tensor]:
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
