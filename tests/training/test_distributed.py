@@ -78,6 +78,21 @@ def test_a_world_of_one_changes_nothing():
     assert world.is_main and world.shard([x])[0] is x and world.wrap(model := mlp()) is model
     assert world.sum(torch.tensor(1.5), torch.tensor(3), 4) == [1.5, 3.0, 4.0]
     assert world.broadcast_object("x") == "x" and world.gather_object("x") == ["x"]
+    (features,), targets, weight = world.local_batch((x,), x)
+    assert features is x and targets is x and weight == 1.0
+    assert world.skipped_samples(301, 32) == 0
+
+
+def test_local_batches_weight_the_mean_losses_to_the_global_mean_and_skip_a_batch_smaller_than_the_world():
+    ids = torch.arange(10)
+    parts = [World(rank=rank, size=3).local_batch((ids,), ids) for rank in range(3)]
+    assert sorted(torch.cat([targets for _, targets, _ in parts]).tolist()) == list(range(10))
+    # DDP averages the 3 gradients: the weights must average to 1, each proportional to its slice
+    assert sum(weight for _, _, weight in parts) == pytest.approx(3.0)
+    assert [weight for _, _, weight in parts] == pytest.approx([len(t) * 3 / 10 for _, t, _ in parts])
+    assert World(rank=0, size=3).local_batch((ids[:2],), ids[:2]) is None
+    assert World(size=3).skipped_samples(98, 32) == 2  # 3 x 32 + 2
+    assert World(size=3).skipped_samples(99, 32) == 0  # 3 x 32 + 3: every process gets one
 
 
 def test_processes_are_part_of_the_checkpoint_key():
@@ -180,14 +195,16 @@ def test_two_torchrun_processes_train_like_one_and_only_rank_0_reports(tmp_path)
     assert len(torch.load(checkpoint, weights_only=True)["rank_rng"]) == 2
 
 
-def test_an_interrupted_torchrun_run_resumes_bit_identically(tmp_path):
+def test_an_interrupted_torchrun_run_resumes_bit_identically_and_a_too_small_last_batch_is_skipped_aloud(tmp_path):
     """With dropout (each process draws its own masks): resume must restore every process's RNG state.
 
-    289 = 9 batches of 32 + 1 sample, too few for 2 processes: every epoch skips it.
+    289 = 9 batches of 32 + 1 sample, too few for 2 processes: every epoch skips it, and rank 0 says so once.
     """
     completed, (uninterrupted, rank1) = torchrun(tmp_path, tmp_path / "a", dropout=0.3, train_size=289)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert uninterrupted["weights"] == rank1["weights"]
+    assert completed.stderr.count("the last batch of every epoch holds 1 samples, fewer than the 2 processes") == 1
+    assert "each epoch trains on 288 of 289 samples" in completed.stderr
 
     completed, reports = torchrun(tmp_path, tmp_path / "b", dropout=0.3, train_size=289, stop=True)
     assert completed.returncode != 0 and "stopped in epoch 2" in completed.stderr and reports == [None, None]

@@ -300,6 +300,14 @@ def test_asking_for_missing_cuda_is_a_clear_error():
     assert select_device("auto") == torch.device("cpu")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         select_device("cuda")
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        select_device("cuda:1")
+
+
+def test_select_device_takes_names_and_devices():
+    assert select_device("cpu") == select_device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(ValueError, match="device must be"):
+        select_device("tpu")
 
 
 def test_bucketed_batches_cover_every_sample_once_with_similar_lengths():

@@ -72,6 +72,31 @@ class World:
         """This process's part of each tensor, see ``shard``; the tensors themselves alone."""
         return shard(tensors, self.rank, self.size) if self.size > 1 else tuple(tensors)
 
+    def local_batch(
+        self, features: Sequence[torch.Tensor], targets: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, float] | None:
+        """This process's slice of a global batch, and the weight of its mean loss.
+
+        DDP averages the processes' gradients; weighting each process's mean
+        loss by ``local size * world size / global size`` makes that average the
+        gradient of the global batch's mean loss, as one process would compute
+        it. A world of one returns the batch itself and weight 1. A batch with
+        fewer samples than processes (only ever the short last batch of an
+        epoch) would leave a process without a sample: ``None``, and every
+        process skips it alike (``fit`` warns of it before training).
+        """
+        if self.size == 1:
+            return tuple(features), targets, 1.0
+        if len(targets) < self.size:
+            return None
+        *local, local_targets = self.shard((*features, targets))
+        return tuple(local), local_targets, len(local_targets) * self.size / len(targets)
+
+    def skipped_samples(self, samples: int, batch_size: int) -> int:
+        """How many samples of each epoch ``local_batch`` skips: the short last batch if it is smaller than the world."""
+        short = samples % batch_size
+        return short if 0 < short < self.size else 0
+
     def sum(self, *values: torch.Tensor | float) -> list[float]:
         """Each value summed over all processes (float64, one all-reduce); ``float(value)`` alone."""
         device = next((v.device for v in values if isinstance(v, torch.Tensor)), torch.device("cpu"))
