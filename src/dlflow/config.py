@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 
 class StrictModel(BaseModel):
@@ -16,7 +23,28 @@ class StrictModel(BaseModel):
 
 
 class TrainingParams(StrictModel):
-    """Arguments of the shared training loop (``dlflow.training.TrainConfig``)."""
+    """The recipe of the shared training loop: its fields, defaults and checks, in one place.
+
+    ``dlflow.training.TrainConfig`` is this class, so a recipe from
+    ``parameters_*.yml`` and one written in code are checked alike; a bad value
+    is a ``ValueError`` (pydantic's ``ValidationError``) naming the field.
+    ``epochs``, ``batch_size`` and ``lr`` have no default: every recipe states them.
+
+    ``label_smoothing`` configures the default loss and is ignored when ``fit``
+    gets its own ``loss_fn``. ``validate_every``: validate after every n-th
+    epoch and after the last (the other epochs record NaN validation metrics).
+    ``early_stopping_patience`` counts validations without a lower validation
+    loss; the best validated epoch's weights are restored at the end.
+    ``bucket_by_feature`` names the feature (e.g. sequence lengths) by which
+    training batches are grouped, see ``TensorDataset.batches``.
+    ``processes > 1`` trains data-parallel under ``torchrun`` (one GPU per
+    process on CUDA, gloo on CPU), ``batch_size`` being the global batch.
+    ``num_threads`` is per process; ``None``: the machine's cores divided among
+    its processes. ``progress``, ``checkpoint_dir``, ``resume`` and
+    ``num_threads`` do not change the result, so they are not part of the
+    checkpoint key (``processes`` is: a run never resumes from a checkpoint of
+    another process count).
+    """
 
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
@@ -33,13 +61,22 @@ class TrainingParams(StrictModel):
     seed: int = 42
     deterministic: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    processes: int = Field(default=1, ge=1)  # > 1: DistributedDataParallel (gloo on CPU, NCCL on GPU)
+    processes: int = Field(default=1, ge=1)  # > 1: DistributedDataParallel under torchrun (gloo on CPU, NCCL on GPU)
     num_threads: int | None = Field(default=None, ge=1)  # per process
     channels_last: bool = False
     bucket_by_feature: int | None = Field(default=None, ge=0)  # e.g. 1: the RNN's sentence lengths
     checkpoint_dir: str | None = None
     resume: bool = True
     progress: bool = True
+
+    @model_validator(mode="after")
+    def _every_process_gets_a_slice_of_each_batch(self) -> TrainingParams:
+        if self.processes > self.batch_size:
+            raise ValueError(
+                f"processes ({self.processes}) must not exceed batch_size ({self.batch_size}): "
+                "each process trains on a slice of every batch"
+            )
+        return self
 
 
 class ImageDataParams(StrictModel):

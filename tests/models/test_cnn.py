@@ -8,7 +8,7 @@ from torch import nn
 from dlflow.ingest.idx import read_idx
 from dlflow.models import ClassicCNN, FastCNN, build_cnn, hflip, random_hflip
 from dlflow.models.cnn import _onednn_isa_allows_bf16
-from dlflow.training import TensorDataset, TrainConfig, evaluate, fit
+from dlflow.training import TensorDataset, TrainConfig, fit, predict
 
 
 def n_parameters(model: torch.nn.Module) -> int:
@@ -121,6 +121,6 @@ def test_the_float32_path_learns_fashion_mnist(data_mirror):
     torch.manual_seed(0)
     config = TrainConfig(epochs=2, batch_size=128, optimizer="adamw", lr=0.006, schedule="onecycle", progress=False)
     model = fit(FastCNN(bf16=False), train, val, config).model
-    _, accuracy = evaluate(model, val, nn.CrossEntropyLoss())
+    accuracy = (predict(model, val.features, device="cpu").argmax(dim=1) == val.targets).float().mean().item()
     assert accuracy > 0.7, accuracy
     assert _layer_output_dtypes(model, val.features[0][:8]) == {torch.float32}

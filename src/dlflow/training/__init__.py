@@ -5,8 +5,10 @@ Knows nothing of Kedro; MLflow appears only in ``callbacks.MlflowEpochLogger``.
 
 from dlflow.training.callbacks import Callback, MlflowEpochLogger
 from dlflow.training.checkpoint import config_key
+from dlflow.training.config import TrainConfig
 from dlflow.training.data import TensorDataset
-from dlflow.training.loop import EpochRecord, FitResult, TrainConfig, evaluate, fit, predict
+from dlflow.training.loop import fit, predict
+from dlflow.training.records import EpochRecord, FitResult
 from dlflow.training.runtime import (
     configure_threads,
     rng_state,
@@ -24,7 +26,6 @@ __all__ = [
     "TrainConfig",
     "config_key",
     "configure_threads",
-    "evaluate",
     "fit",
     "predict",
     "rng_state",

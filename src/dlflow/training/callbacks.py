@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from torch import nn
 
 if TYPE_CHECKING:
-    from dlflow.training.loop import EpochRecord, FitResult, TrainConfig
+    from dlflow.training.config import TrainConfig
+    from dlflow.training.records import EpochRecord, FitResult
 
 logger = logging.getLogger("dlflow.training")
 

@@ -9,21 +9,18 @@ experiment's checkpoint.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from dlflow.files import atomic_write, json_digest
 from dlflow.training.data import TensorDataset
 
 if TYPE_CHECKING:
-    from dlflow.training.loop import TrainConfig
+    from dlflow.training.config import TrainConfig
 
 LAST_CHECKPOINT = "last.pt"
 
@@ -61,9 +58,8 @@ def config_key(
     loss_fn: Any = None,
 ) -> str:
     """Short sha256 (16 hex digits) identifying one experiment, used as checkpoint folder name."""
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in _NOT_IN_KEY}
     identity = {
-        "config": settings,
+        "config": config.model_dump(exclude=_NOT_IN_KEY),
         "model": describe(model),
         "train_transform": describe(train_transform),
         "loss_fn": describe(loss_fn),
@@ -72,26 +68,16 @@ def config_key(
             for dataset in (train, val)
         ],
     }
-    text = json.dumps(identity, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return json_digest(identity, length=16)
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
+    """Write ``state`` to ``path`` atomically (``dlflow.files.atomic_write``).
 
     A crash mid-write leaves the previous checkpoint intact, never a torn file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as file:
+        torch.save(state, file)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:

@@ -1,43 +1,26 @@
-"""Data-parallel training across processes: who is who, sharding, collectives, and starting workers.
+"""Data-parallel training across processes launched by ``torchrun``: who is who, sharding, collectives.
 
 The training loop sees a ``World``: its rank, the number of processes, and a
 few collectives that do nothing in a world of one. A world of several
-processes comes from one of two places:
-
-* ``torchrun`` (or any launcher that sets ``RANK``, ``WORLD_SIZE``,
-  ``MASTER_ADDR`` and ``MASTER_PORT``): ``join`` initialises the process group
-  from the environment (``init_method="env://"``), on one machine or many;
-* ``spawn``: the calling process starts the workers itself on this machine
-  (``torch.multiprocessing``, start method "spawn", a free loopback port), relays
-  their messages and log records, and returns rank 0's result.
+processes comes from ``torchrun`` (or any launcher that sets ``RANK``,
+``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``): ``launched_world``
+joins the process group from the environment (``init_method="env://"``), on
+one machine or many. ``fit`` starts no processes itself.
 
 Backend: NCCL on CUDA (one GPU per process, ``cuda:<LOCAL_RANK>``), gloo on CPU.
 """
 
 from __future__ import annotations
 
-import logging
-import logging.handlers
 import os
-import queue
-import socket
-import tempfile
-import threading
-import time
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
-
-logger = logging.getLogger("dlflow.training")
-
-#: A message from rank 0 to the process that spawned it: ``(kind, payload)``.
-Send = Callable[[tuple[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -88,6 +71,31 @@ class World:
     def shard(self, tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """This process's part of each tensor, see ``shard``; the tensors themselves alone."""
         return shard(tensors, self.rank, self.size) if self.size > 1 else tuple(tensors)
+
+    def local_batch(
+        self, features: Sequence[torch.Tensor], targets: torch.Tensor
+    ) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, float] | None:
+        """This process's slice of a global batch, and the weight of its mean loss.
+
+        DDP averages the processes' gradients; weighting each process's mean
+        loss by ``local size * world size / global size`` makes that average the
+        gradient of the global batch's mean loss, as one process would compute
+        it. A world of one returns the batch itself and weight 1. A batch with
+        fewer samples than processes (only ever the short last batch of an
+        epoch) would leave a process without a sample: ``None``, and every
+        process skips it alike (``fit`` warns of it before training).
+        """
+        if self.size == 1:
+            return tuple(features), targets, 1.0
+        if len(targets) < self.size:
+            return None
+        *local, local_targets = self.shard((*features, targets))
+        return tuple(local), local_targets, len(local_targets) * self.size / len(targets)
+
+    def skipped_samples(self, samples: int, batch_size: int) -> int:
+        """How many samples of each epoch ``local_batch`` skips: the short last batch if it is smaller than the world."""
+        short = samples % batch_size
+        return short if 0 < short < self.size else 0
 
     def sum(self, *values: torch.Tensor | float) -> list[float]:
         """Each value summed over all processes (float64, one all-reduce); ``float(value)`` alone."""
@@ -173,144 +181,41 @@ class _SyncBatchNorm(torch.autograd.Function):
 # --------------------------------------------------------------------------- launching
 
 
+@contextmanager
+def launched_world(processes: int, device_type: str) -> Iterator[World]:
+    """The world to train in: ``World()`` for one process, else the process group ``torchrun`` launched.
+
+    Joins the group from the environment unless it is already initialised, and
+    then leaves it on exit. Raises ``ValueError`` when the launched processes
+    (``WORLD_SIZE``) are not ``processes``, e.g. ``processes=2`` without ``torchrun``.
+    """
+    launched = launcher_world_size()
+    if processes == 1:
+        if launched not in (None, 1):
+            raise ValueError(f"{launched} processes were launched (WORLD_SIZE) but TrainConfig.processes is 1")
+        yield World()
+        return
+    if launched is None and not dist.is_initialized():
+        raise ValueError(
+            f"TrainConfig.processes is {processes}: launch the program with "
+            f"`torchrun --nproc_per_node={processes} ...` (one process per GPU or CPU share)"
+        )
+    created = not dist.is_initialized()
+    if created:
+        if device_type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo", init_method="env://")
+    try:
+        world = World.from_process_group()
+        if world.size != processes:
+            raise ValueError(f"TrainConfig.processes is {processes} but {world.size} processes were launched")
+        yield world
+    finally:
+        if created:
+            dist.destroy_process_group()
+
+
 def launcher_world_size() -> int | None:
     """``WORLD_SIZE`` set by ``torchrun`` (or another launcher), else ``None``."""
     value = os.environ.get("WORLD_SIZE")
     return int(value) if value else None
-
-
-def launcher_rank() -> int:
-    """``RANK`` set by ``torchrun`` (or another launcher), else 0."""
-    return int(os.environ.get("RANK") or 0)
-
-
-def backend_for(device_type: str) -> str:
-    return "nccl" if device_type == "cuda" else "gloo"
-
-
-def join(device_type: str) -> tuple[World, bool]:
-    """The world of the current process group, initialised from the environment if needed.
-
-    Returns the world and whether this call created the group (the caller then destroys it).
-    """
-    if dist.is_initialized():
-        return World.from_process_group(), False
-    if device_type == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group(backend_for(device_type), init_method="env://")
-    return World.from_process_group(), True
-
-
-def spawn(
-    fn: Callable[..., Any],
-    args: tuple,
-    processes: int,
-    device_type: str,
-    on_message: Callable[[str, Any], None],
-) -> Any:
-    """Run ``fn(world, send, *args)`` in ``processes`` new processes on this machine; return rank 0's result.
-
-    ``args`` travel through a temporary file that each worker memory-maps
-    (``torch.save``: model, data and functions must be picklable; no shared
-    memory needed). Rank 0 gets ``send`` to pass ``(kind, payload)`` messages,
-    handed to ``on_message`` here, in this process, as they arrive; the other
-    ranks get ``None``. Workers' log records are re-emitted here. If a worker
-    fails, this raises ``RuntimeError`` with its traceback; whatever happens,
-    no worker outlives this call.
-    """
-    if device_type == "cuda" and processes > torch.cuda.device_count():
-        raise ValueError(f"{processes} processes need {processes} GPUs, found {torch.cuda.device_count()}")
-    context = torch.multiprocessing.get_context("spawn")
-    events = context.Queue()
-    with tempfile.TemporaryDirectory(prefix="dlflow-spawn-") as folder:
-        payload = Path(folder) / "args.pt"
-        torch.save(args, payload)
-        workers = torch.multiprocessing.start_processes(
-            _worker,
-            args=(processes, _free_port(), device_type, events, os.getpid(), fn, str(payload)),
-            nprocs=processes,
-            join=False,
-            start_method="spawn",
-        )
-        try:
-            exited = False
-            while True:
-                try:
-                    kind, content = events.get(timeout=0.2)
-                except queue.Empty:
-                    if exited:
-                        raise RuntimeError("the training processes exited without a result") from None
-                    exited = workers.join(timeout=0)  # raises if a worker died without reporting
-                    continue
-                if kind == "log":
-                    logging.getLogger(content.name).handle(content)
-                elif kind == "error":
-                    rank, trace = content
-                    raise RuntimeError(f"training process {rank} of {processes} failed:\n{trace}")
-                elif kind == "result":
-                    result = content
-                    break
-                else:
-                    on_message(kind, content)
-            while not workers.join(timeout=60):  # the other ranks finish right after rank 0
-                pass
-            return result
-        finally:
-            for process in workers.processes:
-                if process.is_alive():
-                    process.terminate()
-            for process in workers.processes:
-                process.join()
-
-
-def _worker(
-    rank: int,
-    world_size: int,
-    port: int,
-    device_type: str,
-    events: Any,
-    parent_pid: int,
-    fn: Callable[..., Any],
-    payload: str,
-) -> None:
-    """One spawned process: join the group on the loopback port, run ``fn``, report to the parent."""
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
-        LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world_size),
-    )  # fmt: skip
-    root = logging.getLogger()
-    root.handlers = [_EventLogHandler(events)]
-    root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
-    try:
-        args = torch.load(payload, mmap=True, weights_only=False)
-        world, _ = join(device_type)
-        try:
-            result = fn(world, events.put if rank == 0 else None, *args)
-        finally:
-            dist.destroy_process_group()
-        if rank == 0:
-            events.put(("result", result))
-    except BaseException:
-        events.put(("error", (rank, traceback.format_exc())))
-        raise
-
-
-class _EventLogHandler(logging.handlers.QueueHandler):
-    """Sends a worker's log records to the parent as ``("log", record)`` messages."""
-
-    def enqueue(self, record: logging.LogRecord) -> None:
-        self.queue.put(("log", record))
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """End this worker if the process that spawned it is gone (killed without cleaning up)."""
-    while os.getppid() == parent_pid:
-        time.sleep(1)
-    os._exit(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

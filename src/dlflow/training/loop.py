@@ -7,38 +7,39 @@ backward, (clip), step, schedule; then validate, keep the best weights, write
 a checkpoint, tell the callbacks. A run with ``checkpoint_dir`` set resumes
 from its last checkpoint and ends bit-identical (on CPU) to an uninterrupted run.
 
-With ``processes > 1`` it trains with DistributedDataParallel (see
-``training.distributed``): under ``torchrun`` every process calls ``fit`` and
-joins the launcher's process group; otherwise ``fit`` spawns the processes
-itself on this machine and returns rank 0's result. Every process draws the
-same global batches from the same seeded generator and trains on its slice of
-each (``batch_size`` stays the global batch size; DDP averages the gradients),
-the epoch sums are all-reduced, validation is sharded, and rank 0 alone writes
-checkpoints, logs and calls the callbacks (in spawn mode: in the calling
-process, as rank 0 reports each epoch).
+With ``processes > 1`` it trains with DistributedDataParallel: launch the
+program with ``torchrun --nproc_per_node=<processes>``; every process calls
+``fit``, which joins the launcher's process group (see ``training.distributed``).
+Every process draws the same global batches from the same seeded generator and
+trains on its slice of each (``batch_size`` stays the global batch size; DDP
+averages the gradients), the epoch sums are all-reduced, validation is
+sharded, and rank 0 alone writes checkpoints, logs and calls the callbacks.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from dlflow.training import distributed
 from dlflow.training.callbacks import Callback
-from dlflow.training.checkpoint import LAST_CHECKPOINT, config_key, load_checkpoint, save_checkpoint
+from dlflow.training.checkpoint import (
+    LAST_CHECKPOINT,
+    config_key,
+    load_checkpoint,
+    save_checkpoint,
+)
+from dlflow.training.config import TrainConfig
 from dlflow.training.data import TensorDataset
-from dlflow.training.distributed import World
+from dlflow.training.distributed import World, launched_world
+from dlflow.training.records import EpochRecord, FitResult, Progress
 from dlflow.training.runtime import (
     configure_threads,
     rng_state,
@@ -53,153 +54,6 @@ logger = logging.getLogger("dlflow.training")
 Features = tuple[torch.Tensor, ...]
 TrainTransform = Callable[[Features, torch.Generator], Features]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "onecycle", "cosine")
-DEVICES = ("auto", "cpu", "cuda")
-
-
-# --------------------------------------------------------------------------- configuration
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides how a model is trained. Defaults: the Keras tutorial recipe.
-
-    ``label_smoothing`` configures the default loss and is ignored when ``fit``
-    gets its own ``loss_fn``. ``validate_every``: validate after every n-th
-    epoch and after the last (the other epochs record NaN validation metrics).
-    ``early_stopping_patience`` counts validations without a lower validation
-    loss; the best validated epoch's weights are restored at the end.
-    ``progress``, ``checkpoint_dir``, ``resume`` and ``num_threads`` do not
-    change the result, so they are not part of the checkpoint key.
-    ``bucket_by_feature`` names the feature (e.g. sequence lengths) by which
-    training batches are grouped, see ``TensorDataset.batches``.
-    ``processes > 1`` trains data-parallel (one GPU per process on CUDA, gloo on
-    CPU), ``batch_size`` being the global batch; it is part of the checkpoint
-    key (a run never resumes from a checkpoint of another process count).
-    ``num_threads`` is per process; ``None``: the machine's cores divided
-    among its processes.
-    """
-
-    epochs: int = 5
-    batch_size: int = 64
-    eval_batch_size: int = 1024
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    schedule: str = "constant"
-    label_smoothing: float = 0.0
-    max_grad_norm: float | None = None
-    early_stopping_patience: int | None = None
-    validate_every: int = 1
-    seed: int = 42
-    deterministic: bool = True
-    device: str = "auto"
-    processes: int = 1
-    num_threads: int | None = None
-    channels_last: bool = False
-    bucket_by_feature: int | None = None
-    checkpoint_dir: str | None = None
-    resume: bool = True
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        rules = [
-            ("epochs", self.epochs >= 1, ">= 1"),
-            ("batch_size", self.batch_size >= 1, ">= 1"),
-            ("eval_batch_size", self.eval_batch_size >= 1, ">= 1"),
-            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}"),
-            ("lr", self.lr > 0, "> 0"),
-            ("weight_decay", self.weight_decay >= 0, ">= 0"),
-            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
-            ("schedule", self.schedule in SCHEDULES, f"one of {SCHEDULES}"),
-            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
-            ("max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0, "None or > 0"),
-            (
-                "early_stopping_patience",
-                self.early_stopping_patience is None or self.early_stopping_patience >= 1,
-                "None or >= 1",
-            ),
-            ("validate_every", self.validate_every >= 1, ">= 1"),
-            ("device", self.device in DEVICES, f"one of {DEVICES}"),
-            ("processes", 1 <= self.processes <= self.batch_size, "in [1, batch_size] (each takes a slice of every batch)"),
-            ("num_threads", self.num_threads is None or self.num_threads >= 1, "None or >= 1"),
-            ("bucket_by_feature", self.bucket_by_feature is None or self.bucket_by_feature >= 0, "None or >= 0"),
-        ]
-        for name, ok, requirement in rules:
-            if not ok:
-                raise ValueError(f"TrainConfig.{name} must be {requirement}, got {getattr(self, name)!r}")
-
-
-@dataclass
-class EpochRecord:
-    """Metrics of one epoch. ``lr`` is the rate of the epoch's last step; throughput counts training only."""
-
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    val_loss: float
-    val_accuracy: float
-    lr: float
-    epoch_seconds: float
-    samples_per_second: float
-
-
-@dataclass
-class FitResult:
-    """What ``fit`` returns.
-
-    ``best_epoch`` has the lowest validation loss; the model holds its weights
-    when early stopping is on, the last epoch's otherwise. ``train_seconds``
-    sums the epochs' times, including epochs done before a resume.
-    """
-
-    model: nn.Module
-    history: list[EpochRecord]
-    best_epoch: int
-    stopped_early: bool
-    resumed_from_epoch: int
-    train_seconds: float
-
-
-@dataclass
-class _Progress:
-    """The loop's own state, saved in every checkpoint."""
-
-    epoch: int = 0
-    history: list[EpochRecord] = field(default_factory=list)
-    best_val_loss: float = math.inf
-    best_epoch: int = 0
-    best_weights: dict[str, torch.Tensor] | None = None
-    bad_epochs: int = 0
-    stopped_early: bool = False
-
-
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer named by ``config.optimizer`` over all model parameters."""
-    params, lr, wd = model.parameters(), config.lr, config.weight_decay
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-step learning-rate schedule; ``onecycle`` peaks at ``config.lr``."""
-    total_steps = config.epochs * steps_per_epoch
-    if config.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps)
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-
-
-# --------------------------------------------------------------------------- training
 
 
 def fit(
@@ -227,11 +81,9 @@ def fit(
             ``config.label_smoothing``.
         run_key: checkpoint sub-folder; default ``checkpoint.config_key(...)``.
 
-    With ``config.processes > 1``: under ``torchrun`` (``WORLD_SIZE`` set) or
-    in an initialised process group, every process calls ``fit`` and gets the
-    same result. Otherwise ``fit`` spawns the processes; ``model``, the data,
-    ``train_transform`` and ``loss_fn`` must then be picklable (no lambdas),
-    the callbacks run here, and on return ``model`` holds rank 0's weights.
+    With ``config.processes > 1`` the program must run under ``torchrun`` with
+    as many processes (or in an initialised process group): every process
+    calls ``fit`` and gets the same result.
     """
     if len(train) == 0 or len(val) == 0:
         raise ValueError(f"train and val must not be empty, got {len(train)} and {len(val)} samples")
@@ -239,41 +91,30 @@ def fit(
         raise ValueError(f"{config.processes} processes need at least as many training samples, got {len(train)}")
     checkpoint_path = None
     if config.checkpoint_dir is not None:
-        run_key = run_key or config_key(
-            config, model, train, val, train_transform=train_transform, loss_fn=loss_fn
-        )
+        run_key = run_key or config_key(config, model, train, val, train_transform=train_transform, loss_fn=loss_fn)
         checkpoint_path = Path(config.checkpoint_dir) / run_key / LAST_CHECKPOINT
-    settings = dict(callbacks=callbacks, train_transform=train_transform, loss_fn=loss_fn, checkpoint_path=checkpoint_path)
+    with launched_world(config.processes, select_device(config.device).type) as world:
+        return _fit(
+            world, model, train, val, config,
+            callbacks=callbacks, train_transform=train_transform, loss_fn=loss_fn, checkpoint_path=checkpoint_path,
+        )  # fmt: skip
 
-    launched = distributed.launcher_world_size()
-    if config.processes == 1:
-        if launched not in (None, 1):
-            raise ValueError(f"{launched} processes were launched (WORLD_SIZE) but TrainConfig.processes is 1")
-        return _fit(World(), model, train, val, config, **settings)
-    if launched is None and not torch.distributed.is_initialized():
-        return _fit_spawned(model, train, val, config, **settings)
-    world, created = distributed.join(select_device(config.device).type)
-    try:
-        if world.size != config.processes:
-            raise ValueError(f"TrainConfig.processes is {config.processes} but {world.size} processes were launched")
-        return _fit(world, model, train, val, config, **settings)
-    finally:
-        if created:
-            torch.distributed.destroy_process_group()
+
+@dataclass
+class _Training:
+    """What the epochs change, and a checkpoint saves besides the progress."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    generator: torch.Generator  # batch order and augmentation, the same in every process
 
 
 def _fit(
-    world: World,
-    model: nn.Module,
-    train: TensorDataset,
-    val: TensorDataset,
-    config: TrainConfig,
-    *,
-    callbacks: Sequence[Callback],
-    train_transform: TrainTransform | None,
-    loss_fn: LossFn | None,
+    world: World, model: nn.Module, train: TensorDataset, val: TensorDataset, config: TrainConfig, *,
+    callbacks: Sequence[Callback], train_transform: TrainTransform | None, loss_fn: LossFn | None,
     checkpoint_path: Path | None,
-) -> FitResult:
+) -> FitResult:  # fmt: skip
     """The loop itself, run by every process of ``world``."""
     # -- where and how to run
     configure_threads(config.num_threads or max(1, usable_cores() // world.local_size))
@@ -283,144 +124,48 @@ def _fit(
     log = logger.info if world.is_main else logger.debug
 
     # -- model, data, loss, optimizer, schedule, shuffling
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model.to(device, memory_format=memory_format)
+    model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
     train, val = train.to(device), val.to(device)
     if loss_fn is None:
         loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    steps_per_epoch = math.ceil(len(train) / config.batch_size)
     optimizer = make_optimizer(model, config)
-    scheduler = make_scheduler(optimizer, config, steps_per_epoch)
-    generator = torch.Generator().manual_seed(config.seed)  # batch order and augmentation, the same in every process
-    progress = _Progress()
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch=math.ceil(len(train) / config.batch_size))
+    training = _Training(model, optimizer, scheduler, torch.Generator().manual_seed(config.seed))
 
-    # -- resume from the last checkpoint, if any (read by rank 0, sent to the others)
-    checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path and config.resume and world.is_main else None
-    checkpoint = world.broadcast_object(checkpoint)
-    if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        generator.set_state(checkpoint["generator"])
-        set_rng_state(checkpoint["rank_rng"][world.rank] if world.size > 1 else checkpoint["rng"])
-        progress = _progress_from_dict(checkpoint["progress"])
-        log("resuming from %s after epoch %d", checkpoint_path, progress.epoch)
+    # -- resume from the last checkpoint, if any
+    restored = _restore(checkpoint_path if config.resume else None, world, training)
+    progress = restored or Progress()
     resumed_from_epoch = progress.epoch
     net = world.wrap(model)  # DistributedDataParallel with several processes
-    val_part = TensorDataset(world.shard(val.features), *world.shard([val.targets]))
-
+    val_part = TensorDataset(world.shard(val.features), *world.shard([val.targets]))  # this process's part
     remaining = range(0) if progress.stopped_early else range(progress.epoch + 1, config.epochs + 1)
-    if remaining:
-        log(
-            "training %s on %s%s: %d train / %d val samples, epochs %d-%d",
-            type(model).__name__, device, f" x {world.size} processes" if world.size > 1 else "",
-            len(train), len(val), remaining[0], remaining[-1],
-        )  # fmt: skip
-    else:
-        log("run already finished after epoch %d: nothing to train", progress.epoch)
+    _log_plan(log, world, model, device, train, val, config, remaining, progress)
     for callback in callbacks:
-        if checkpoint is not None:
+        if restored is not None:
             callback.on_resume(list(progress.history))
         callback.on_train_start(config, progress.epoch)
 
+    # -- the epochs: train, validate, record (best weights, early stopping), checkpoint, callbacks
     for epoch in remaining:
-        # -- train one epoch
         started = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        batches = tqdm(
-            train.batches(config.batch_size, shuffle=True, generator=generator, bucket_by=config.bucket_by_feature),
-            total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-            disable=None if config.progress and world.is_main else True, leave=False,  # None: off where stderr is no terminal
-        )  # fmt: skip
-        for step, (features, targets) in enumerate(batches, start=1):
-            if train_transform is not None:
-                features = train_transform(features, generator)
-            if world.size > 1:  # this process's slice of the global batch, and its share of the mean loss
-                if len(targets) < world.size:
-                    continue  # a last batch too small to give every process a sample
-                global_size = len(targets)
-                *features, targets = world.shard((*features, targets))
-                share = len(targets) * world.size / global_size  # DDP divides the summed gradients by world.size
-            if config.channels_last:
-                features = _channels_last(features)
-            logits = net(*features)
-            loss = loss_fn(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
-            (loss if world.size == 1 else loss * share).backward()
-            if config.max_grad_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
-            scheduler.step()
-
-            loss_sum += loss.detach() * len(targets)
-            correct += (logits.argmax(dim=1) == targets).sum()
-            seen += len(targets)
-            if config.progress and world.is_main and (step % 20 == 0 or step == steps_per_epoch):
-                batches.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}")
-        loss_total, correct_total, seen = world.sum(loss_sum, correct, seen)  # waits for the device
-        train_loss, train_accuracy = loss_total / seen, correct_total / seen
-        train_time = time.perf_counter() - started
-
-        # -- validate (each process its part of ``val``), record
-        validated = epoch % config.validate_every == 0 or epoch == config.epochs
-        val_loss = val_accuracy = math.nan
-        if validated:
-            world.broadcast_buffers(model)
-            loss_total, correct_total = world.sum(
-                *_evaluation_sums(model, val_part, loss_fn, batch_size=config.eval_batch_size, channels_last=config.channels_last)
-            )
-            val_loss, val_accuracy = loss_total / len(val), correct_total / len(val)
-        record = EpochRecord(
-            epoch=epoch,
-            train_loss=train_loss,
-            train_accuracy=train_accuracy,
-            val_loss=val_loss,
-            val_accuracy=val_accuracy,
-            lr=lr,
-            epoch_seconds=time.perf_counter() - started,
-            samples_per_second=seen / train_time,
+        train_loss, train_accuracy, seen, lr = _train_one_epoch(
+            world, net, training, train, config, epoch, loss_fn, train_transform
         )
-        progress.history.append(record)
-        progress.epoch = epoch
+        samples_per_second = seen / (time.perf_counter() - started)
+        validated = epoch % config.validate_every == 0 or epoch == config.epochs
+        val_loss, val_accuracy = (math.nan, math.nan)  # recorded for the epochs not validated
+        if validated:
+            val_loss, val_accuracy = _validate(world, model, val_part, len(val), loss_fn, config)
+        epoch_seconds = time.perf_counter() - started
+        record = EpochRecord(epoch, train_loss, train_accuracy, val_loss, val_accuracy, lr, epoch_seconds, samples_per_second)
+        progress.add(record, validated, model, config.early_stopping_patience)
         log(
             "epoch %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  lr %.2e  %.1f s  %.0f samples/s",
             epoch, config.epochs, train_loss, train_accuracy, val_loss, val_accuracy, lr,
             record.epoch_seconds, record.samples_per_second,
         )  # fmt: skip
-
-        # -- best weights and early stopping (on validation loss, the same in every process)
-        if not validated:
-            pass
-        elif val_loss < progress.best_val_loss:
-            progress.best_val_loss, progress.best_epoch, progress.bad_epochs = val_loss, epoch, 0
-            if config.early_stopping_patience is not None:
-                progress.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            progress.bad_epochs += 1
-            patience = config.early_stopping_patience
-            progress.stopped_early = patience is not None and progress.bad_epochs >= patience
-
-        # -- checkpoint (rank 0, with every process's RNG state), then callbacks
         if checkpoint_path is not None:
-            rng = world.gather_object(rng_state())
-            if world.is_main:
-                save_checkpoint(
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "generator": generator.get_state(),
-                        "rng": rng[0],
-                        **({"rank_rng": rng} if world.size > 1 else {}),
-                        "progress": _progress_to_dict(progress),
-                        "config": dataclasses.asdict(config),
-                    },
-                    checkpoint_path,
-                )
+            _save(checkpoint_path, world, training, progress, config)
         for callback in callbacks:
             callback.on_epoch_end(record, model)
         if progress.stopped_early:
@@ -432,144 +177,178 @@ def _fit(
     if progress.best_weights is not None:
         model.load_state_dict(progress.best_weights)
     model.eval()
-    result = FitResult(
-        model=model,
-        history=progress.history,
-        best_epoch=progress.best_epoch,
-        stopped_early=progress.stopped_early,
-        resumed_from_epoch=resumed_from_epoch,
-        train_seconds=sum(r.epoch_seconds for r in progress.history),
-    )
+    train_seconds = sum(r.epoch_seconds for r in progress.history)
+    result = FitResult(model, progress.history, progress.best_epoch, progress.stopped_early, resumed_from_epoch, train_seconds)
     for callback in callbacks:
         callback.on_train_end(result)
     return result
 
 
-# --------------------------------------------------------------------------- spawned processes
+# --------------------------------------------------------------------------- the steps of _fit
 
 
-def _fit_spawned(
-    model: nn.Module,
-    train: TensorDataset,
-    val: TensorDataset,
-    config: TrainConfig,
-    *,
-    callbacks: Sequence[Callback],
-    train_transform: TrainTransform | None,
-    loss_fn: LossFn | None,
-    checkpoint_path: Path | None,
-) -> FitResult:
-    """Start ``config.processes`` workers on this machine; run the callbacks here as rank 0 reports."""
-
-    def on_message(kind: str, content: Any) -> None:
-        if kind == "resume":
-            for callback in callbacks:
-                callback.on_resume(content)
-        elif kind == "start":
-            for callback in callbacks:
-                callback.on_train_start(config, content)
-        elif kind == "epoch":
-            record, weights = content
-            model.load_state_dict(_from_bytes(weights))
-            for callback in callbacks:
-                callback.on_epoch_end(record, model)
-
-    device = select_device(config.device)
-    args = (model, train, val, config, bool(callbacks), train_transform, loss_fn, checkpoint_path)
-    final = distributed.spawn(_fit_worker, args, config.processes, device.type, on_message)
-    model.load_state_dict(_from_bytes(final["weights"]))
-    model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
-    model.eval()
-    history = final["history"]
-    result = FitResult(
-        model=model,
-        history=history,
-        best_epoch=final["best_epoch"],
-        stopped_early=final["stopped_early"],
-        resumed_from_epoch=final["resumed_from_epoch"],
-        train_seconds=sum(r.epoch_seconds for r in history),
-    )
-    for callback in callbacks:
-        callback.on_train_end(result)
-    return result
-
-
-def _fit_worker(
+def _train_one_epoch(
     world: World,
-    send: distributed.Send | None,
+    net: nn.Module,
+    training: _Training,
+    train: TensorDataset,
+    config: TrainConfig,
+    epoch: int,
+    loss_fn: LossFn,
+    train_transform: TrainTransform | None,
+) -> tuple[float, float, int, float]:
+    """One pass over ``train``: mean loss and accuracy (over all processes), samples trained on, last lr."""
+    model, optimizer, scheduler, generator = training.model, training.optimizer, training.scheduler, training.generator
+    model.train()
+    loss_sum = torch.zeros((), device=train.targets.device)
+    correct = torch.zeros((), device=train.targets.device, dtype=torch.long)
+    seen = 0
+    steps = math.ceil(len(train) / config.batch_size)
+    batches = tqdm(
+        train.batches(config.batch_size, shuffle=True, generator=generator, bucket_by=config.bucket_by_feature),
+        total=steps, desc=f"epoch {epoch}/{config.epochs}", unit="batch",
+        disable=None if config.progress and world.is_main else True, leave=False,  # None: off where stderr is no terminal
+    )  # fmt: skip
+    for step, (features, targets) in enumerate(batches, start=1):
+        if train_transform is not None:
+            features = train_transform(features, generator)  # on the global batch: the same draws in every process
+        local = world.local_batch(features, targets)
+        if local is None:
+            continue  # fewer samples than processes: skipped by every process, see World.local_batch
+        features, targets, weight = local
+        if config.channels_last:
+            features = _channels_last(features)
+        logits = net(*features)
+        loss = loss_fn(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        (loss * weight).backward()  # weight 1 in a world of one
+        if config.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        lr = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        scheduler.step()
+
+        loss_sum += loss.detach() * len(targets)
+        correct += (logits.argmax(dim=1) == targets).sum()
+        seen += len(targets)
+        if config.progress and world.is_main and (step % 20 == 0 or step == steps):
+            batches.set_postfix(loss=f"{loss_sum.item() / seen:.4f}", acc=f"{correct.item() / seen:.4f}")
+    loss_total, correct_total, seen = world.sum(loss_sum, correct, seen)  # waits for the device
+    return loss_total / seen, correct_total / seen, seen, lr
+
+
+def _validate(
+    world: World, model: nn.Module, val_part: TensorDataset, val_size: int, loss_fn: LossFn, config: TrainConfig
+) -> tuple[float, float]:
+    """Mean loss and accuracy on the whole validation set (``val_size`` samples), each process evaluating its part."""
+    world.broadcast_buffers(model)  # rank 0's BatchNorm running statistics in every process
+    model.eval()
+    with torch.inference_mode():
+        loss_sum = torch.zeros((), device=val_part.targets.device)
+        correct = torch.zeros((), device=val_part.targets.device, dtype=torch.long)
+        for features, targets in val_part.batches(config.eval_batch_size, shuffle=False):
+            if config.channels_last:
+                features = _channels_last(features)
+            logits = model(*features)
+            loss_sum += loss_fn(logits, targets) * len(targets)
+            correct += (logits.argmax(dim=1) == targets).sum()
+    loss_total, correct_total = world.sum(loss_sum, correct)
+    return loss_total / val_size, correct_total / val_size
+
+
+def _save(path: Path, world: World, training: _Training, progress: Progress, config: TrainConfig) -> None:
+    """Rank 0 writes the checkpoint: weights, optimizer, schedule, generator, every process's RNG states, progress."""
+    rng = world.gather_object(rng_state())
+    if world.is_main:
+        save_checkpoint(
+            {
+                "model": training.model.state_dict(),
+                "optimizer": training.optimizer.state_dict(),
+                "scheduler": training.scheduler.state_dict(),
+                "generator": training.generator.get_state(),
+                "rng": rng[0],
+                **({"rank_rng": rng} if world.size > 1 else {}),
+                "progress": progress.to_dict(),
+                "config": config.model_dump(),
+            },
+            path,
+        )
+
+
+def _restore(path: Path | None, world: World, training: _Training) -> Progress | None:
+    """Load the checkpoint at ``path`` into ``training`` and the RNGs; its progress, or ``None`` without one.
+
+    Rank 0 reads the file and sends it to the other processes (every process must call this).
+    """
+    checkpoint = load_checkpoint(path) if path is not None and world.is_main else None
+    checkpoint = world.broadcast_object(checkpoint)
+    if checkpoint is None:
+        return None
+    if world.is_main:
+        logger.info("resuming from %s after epoch %d", path, checkpoint["progress"]["epoch"])
+    training.model.load_state_dict(checkpoint["model"])
+    training.optimizer.load_state_dict(checkpoint["optimizer"])
+    training.scheduler.load_state_dict(checkpoint["scheduler"])
+    training.generator.set_state(checkpoint["generator"])
+    set_rng_state(checkpoint["rank_rng"][world.rank] if world.size > 1 else checkpoint["rng"])
+    return Progress.from_dict(checkpoint["progress"])
+
+
+def _log_plan(
+    log: Callable[..., None],
+    world: World,
     model: nn.Module,
+    device: torch.device,
     train: TensorDataset,
     val: TensorDataset,
     config: TrainConfig,
-    relay: bool,
-    train_transform: TrainTransform | None,
-    loss_fn: LossFn | None,
-    checkpoint_path: Path | None,
-) -> dict[str, Any] | None:
-    """One spawned process; rank 0 relays the callback events and returns the final state."""
-    callbacks = [_Relay(send)] if send is not None and relay else []
-    result = _fit(
-        world, model, train, val, config,
-        callbacks=callbacks, train_transform=train_transform, loss_fn=loss_fn, checkpoint_path=checkpoint_path,
+    remaining: range,
+    progress: Progress,
+) -> None:
+    """Say what is about to be trained, and which samples of each epoch several processes must skip."""
+    if not remaining:
+        log("run already finished after epoch %d: nothing to train", progress.epoch)
+        return
+    log(
+        "training %s on %s%s: %d train / %d val samples, epochs %d-%d",
+        type(model).__name__, device, f" x {world.size} processes" if world.size > 1 else "",
+        len(train), len(val), remaining[0], remaining[-1],
     )  # fmt: skip
-    if not world.is_main:
-        return None
-    return {
-        "weights": _to_bytes(result.model.state_dict()),
-        "history": result.history,
-        "best_epoch": result.best_epoch,
-        "stopped_early": result.stopped_early,
-        "resumed_from_epoch": result.resumed_from_epoch,
-    }
+    skipped = world.skipped_samples(len(train), config.batch_size)
+    if skipped and world.is_main:
+        logger.warning(
+            "the last batch of every epoch holds %d samples, fewer than the %d processes: it is skipped, "
+            "so each epoch trains on %d of %d samples (choose a batch_size that leaves no such remainder)",
+            skipped, world.size, len(train) - skipped, len(train),
+        )  # fmt: skip
 
 
-class _Relay(Callback):
-    """Rank 0's stand-in for the callbacks of a spawned run: sends each event to the calling process."""
-
-    def __init__(self, send: distributed.Send) -> None:
-        self.send = send
-
-    def on_resume(self, history: list[EpochRecord]) -> None:
-        self.send(("resume", history))
-
-    def on_train_start(self, config: TrainConfig, start_epoch: int) -> None:
-        self.send(("start", start_epoch))
-
-    def on_epoch_end(self, record: EpochRecord, model: nn.Module) -> None:
-        self.send(("epoch", (record, _to_bytes(model.state_dict()))))
+# --------------------------------------------------------------------------- optimizer and schedule
 
 
-# --------------------------------------------------------------------------- evaluation
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer named by ``config.optimizer`` over all model parameters."""
+    params, lr, wd = model.parameters(), config.lr, config.weight_decay
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
 
 
-def evaluate(
-    model: nn.Module,
-    data: TensorDataset,
-    loss_fn: LossFn,
-    *,
-    batch_size: int = 1024,
-    channels_last: bool = False,
-) -> tuple[float, float]:
-    """Mean loss and accuracy of ``model`` on ``data`` (already on the model's device), in eval mode."""
-    loss_sum, correct = _evaluation_sums(model, data, loss_fn, batch_size=batch_size, channels_last=channels_last)
-    return loss_sum.item() / len(data), correct.item() / len(data)
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-step learning-rate schedule; ``onecycle`` peaks at ``config.lr``."""
+    total_steps = config.epochs * steps_per_epoch
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total_steps)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
-@torch.inference_mode()
-def _evaluation_sums(
-    model: nn.Module, data: TensorDataset, loss_fn: LossFn, *, batch_size: int, channels_last: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed loss and number of correct predictions (tensors on the data's device), in eval mode."""
-    model.eval()
-    loss_sum = torch.zeros((), device=data.targets.device)
-    correct = torch.zeros((), device=data.targets.device, dtype=torch.long)
-    for features, targets in data.batches(batch_size, shuffle=False):
-        if channels_last:
-            features = _channels_last(features)
-        logits = model(*features)
-        loss_sum += loss_fn(logits, targets) * len(targets)
-        correct += (logits.argmax(dim=1) == targets).sum()
-    return loss_sum, correct
+# --------------------------------------------------------------------------- prediction
 
 
 @torch.inference_mode()
@@ -583,10 +362,11 @@ def predict(
 ) -> torch.Tensor:
     """Class probabilities ``(N, classes)`` on the CPU, computed in eval mode, batch by batch.
 
-    Moves ``model`` to ``device``. With ``transform_tta`` (e.g. a horizontal
-    flip) the probabilities of the original and the transformed batch are averaged.
+    Moves ``model`` to ``device`` (see ``runtime.select_device``). With
+    ``transform_tta`` (e.g. a horizontal flip) the probabilities of the
+    original and the transformed batch are averaged.
     """
-    device = select_device(device) if isinstance(device, str) and device in DEVICES else torch.device(device)
+    device = select_device(device)
     was_training = model.training
     model.eval().to(device)
     probabilities = []
@@ -600,30 +380,6 @@ def predict(
     return torch.cat(probabilities)
 
 
-# --------------------------------------------------------------------------- helpers
-
-
 def _channels_last(features: Features) -> Features:
     """4-D (image) features in channels-last memory format; other features unchanged."""
     return tuple(f.contiguous(memory_format=torch.channels_last) if f.dim() == 4 else f for f in features)
-
-
-def _to_bytes(state: dict[str, torch.Tensor]) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
-
-
-def _from_bytes(data: bytes) -> dict[str, torch.Tensor]:
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-
-
-def _progress_to_dict(progress: _Progress) -> dict[str, Any]:
-    """Plain values and tensors only, so the checkpoint loads with ``weights_only=True``."""
-    state = {f.name: getattr(progress, f.name) for f in dataclasses.fields(progress)}
-    state["history"] = [dataclasses.asdict(record) for record in progress.history]
-    return state
-
-
-def _progress_from_dict(state: dict[str, Any]) -> _Progress:
-    return _Progress(**{**state, "history": [EpochRecord(**r) for r in state["history"]]})

@@ -13,18 +13,24 @@ import torch
 _interop_threads_set = False
 
 
-def select_device(preference: str = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, else CPU; ``"cpu"``; ``"cuda"`` (error when absent)."""
+def select_device(preference: str | torch.device = "auto") -> torch.device:
+    """The one place that picks a device: ``"auto"``: CUDA when available, else CPU; else the device named.
+
+    ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device``; asking for CUDA
+    where there is none is a ``RuntimeError``, an unknown name a ``ValueError``.
+    """
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if preference == "cuda" and not torch.cuda.is_available():
+    try:
+        device = torch.device(preference)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch device, got {preference!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(
-            "device='cuda' was requested but CUDA is not available "
+            f"device={str(preference)!r} was requested but CUDA is not available "
             "(use device='auto' or device='cpu')"
         )
-    if preference not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {preference!r}")
-    return torch.device(preference)
+    return device
 
 
 def usable_cores() -> int:
