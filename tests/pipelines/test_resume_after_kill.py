@@ -30,9 +30,10 @@ def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
     env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
     checkpoints = kedro_project / "data/06_models/checkpoints/cnn-test"
 
+    client = MlflowClient()
+    client.search_experiments()  # the store's tables exist before the child starts: no two processes create them
     victim = subprocess.Popen(kedro_run(EPOCHS), cwd=kedro_project, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    client = MlflowClient()
 
     def first_epoch_done() -> bool:
         """Epoch 1 is checkpointed and its metrics are in MLflow (the loop checkpoints first)."""
@@ -78,9 +79,10 @@ def test_killed_rnn_run_resumes_with_the_vectors_it_trained(kedro_project: Path)
     env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
     command = [sys.executable, "-m", "kedro", "run", "--pipeline", "rnn", "--env", "test", "--params", "rnn.training.epochs=6"]
     vectors = kedro_project / "data/06_models/word2vec/vectors.txt"
+    client = MlflowClient()
+    client.search_experiments()  # the store's tables exist before the child starts: no two processes create them
     victim = subprocess.Popen(command, cwd=kedro_project, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    client = MlflowClient()
 
     def rnn_epoch_done() -> bool:
         experiment = client.get_experiment_by_name("dlflow")

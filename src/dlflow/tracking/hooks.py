@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 def launcher_rank() -> int:
-    """``RANK`` set by ``torchrun`` (or another launcher), else 0 (as ``training.distributed``)."""
+    """``RANK`` set by ``torchrun`` (or another launcher), else 0."""
     return int(os.environ.get("RANK") or 0)
 
 #: Layers whose tables are recorded as MLflow dataset inputs when a node loads them.

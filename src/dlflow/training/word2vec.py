@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from dlflow.models.word2vec import Word2Vec
+from dlflow.training.runtime import select_device
 
 logger = logging.getLogger(__name__)
 
@@ -375,14 +376,6 @@ def _loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor, n: int, negative: 
     return float(-F.logsigmoid(pos_scores).mean() + neg.mean())
 
 
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("Word2VecConfig.device is 'cuda' but no CUDA device is available")
-    return torch.device(device)
-
-
 def _jobs(n_words: int, config: Word2VecConfig, vocab_size: int | None = None, engine: str = "torch") -> list[_Job]:
     """The jobs of all epochs, each with its learning rate.
 
@@ -436,7 +429,7 @@ def train_word2vec(
     """
     config = config or Word2VecConfig()
     ids, offsets, counts = _check_inputs(ids, offsets, counts)
-    device = _resolve_device(config.device)
+    device = select_device(config.device)
     engine = config.engine if config.engine != "auto" else ("torch" if device.type == "cuda" else "kernel")
     if engine == "kernel" and device.type != "cpu":
         raise ValueError("Word2VecConfig.engine 'kernel' runs on the CPU only; use device='cpu' or engine='torch'")
