@@ -13,7 +13,8 @@ holder (the lock's description, unique per holder) for ``lease_s`` seconds by it
 own clock deletes the lock and competes again; a registration holds it for about
 a second. What is left: a holder stalled for longer than the lease, or two
 waiters breaking the same dead lock within one read and one delete of each
-other, can let two registrations overlap.
+other, can let two registrations overlap; even then the next registration puts
+the aliases where the recorded decisions say (:mod:`dlflow.registry.store`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def actor() -> str:
 
 @contextmanager
 def registration_lock(
-    client: MlflowClient, model_name: str, *, lease_s: float = 120.0, wait_s: float = 1800.0, poll_s: float = 0.2
+    client: MlflowClient, model_name: str, *, lease_s: float = 300.0, wait_s: float = 1800.0, poll_s: float = 0.2
 ) -> Iterator[None]:
     """Hold ``<model_name>.registration-lock`` for the body of the ``with`` block."""
     from mlflow.exceptions import MlflowException
