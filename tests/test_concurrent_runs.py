@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dlflow.registry.promotion import alias_history, gate_steps, target_aliases
+from dlflow.registry.store import alias_history, expected_aliases
 from tests.conftest import kedro_run_command
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,7 @@ def test_four_runs_at_once_on_the_embedded_store_all_complete(kedro_project, dat
     versions = client.search_model_versions(f"name = '{model}'")
     assert sorted(int(v.version) for v in versions) == list(range(1, RUNS + 1))
     aliases = {alias: str(version) for alias, version in client.get_registered_model(model).aliases.items()}
-    assert aliases == target_aliases(gate_steps(client, model))  # what the rules give, in version order
+    assert aliases == expected_aliases(client, model)  # what the rules give, in version order
     final = {}
     for move in alias_history(client, model):
         final[move.alias] = move.to_version

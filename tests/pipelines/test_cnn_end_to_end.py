@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dlflow.ingest.image_table import table_images
-from dlflow.registry.promotion import alias_history
+from dlflow.registry.store import alias_history
 from tests.conftest import REPO_ROOT, run_pipeline
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dlflow.registry.promotion import alias_history, gate_steps, target_aliases
+from dlflow.registry.store import alias_history, expected_aliases
 from tests.conftest import REPO_ROOT, copy_project, kedro_run_command
 
 pytestmark = pytest.mark.e2e
@@ -200,7 +200,7 @@ def test_eight_runs_at_once_all_finish_with_a_consistent_registry(mlflow_server,
     assert {v.run_id for v in versions} == {run.info.run_id for run in finished}
     aliases = {alias: str(version) for alias, version in client.get_registered_model(model).aliases.items()}
     assert "champion" in aliases  # one holder by construction; the right one:
-    assert aliases == target_aliases(gate_steps(client, model))  # what the rules give, in version order
+    assert aliases == expected_aliases(client, model)  # what the rules give, in version order
     final = {}
     for move in alias_history(client, model):
         final[move.alias] = move.to_version

@@ -17,6 +17,7 @@ from kedro_datasets.json import JSONDataset as _JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset as _MatplotlibDataset
 from kedro_datasets.pandas import ParquetDataset as _ParquetDataset
 from kedro_datasets.pickle import PickleDataset as _PickleDataset
+from kedro_datasets.text import TextDataset as _TextDataset
 
 from dlflow.files import atomic_path
 
@@ -55,3 +56,7 @@ class MatplotlibDataset(AtomicSave, _MatplotlibDataset):
 
 class PickleDataset(AtomicSave, _PickleDataset):
     """``pickle.PickleDataset``, saved atomically."""
+
+
+class TextDataset(AtomicSave, _TextDataset):
+    """``text.TextDataset``, saved atomically."""

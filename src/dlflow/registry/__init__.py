@@ -1,2 +1,3 @@
-"""The model registry: the pure promotion rules and the MLflow client side (``promotion``), and the
-HTML promotion report (``report``)."""
+"""The model registry: the pure promotion rules (``promotion``), the registration lock (``lock``),
+the gate against MLflow's registry with its alias audit (``store``), the servable model's logging
+(``model``), what the report reads back from MLflow (``evidence``) and the HTML report (``report``)."""

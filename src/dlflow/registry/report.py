@@ -1,6 +1,6 @@
 """Champion-vs-challenger report: one self-contained HTML page (no Kedro, no MLflow).
 
-The registration node gathers both sides (:class:`ModelSide`) and the gate's
+The registration pipeline gathers both sides (:class:`ModelSide`) and the gate's
 decision; :func:`build_report` lays them out: the decision with its reason and
 the rules applied, headline metrics side by side with deltas, a per-class delta
 table, both confusion matrices (shaded HTML tables) and both models' learning

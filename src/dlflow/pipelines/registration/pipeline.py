@@ -1,10 +1,20 @@
-"""The shared registration pipeline; families reuse it under their namespace."""
+"""The shared registration pipeline; families reuse it under their namespace.
+
+``summarise_candidate`` → ``<family>.candidate`` → ``register_model`` (the MLflow
+registry) → ``<family>.registration`` + ``<family>.comparison`` →
+``build_promotion_report`` → ``<family>.promotion_report``.
+"""
 
 from functools import partial, update_wrapper
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import register_model
+from .nodes import build_promotion_report, register_model, summarise_candidate
+
+
+def _bound(func, **kwargs):
+    """``func`` with keyword arguments fixed, keeping its name for Kedro."""
+    return update_wrapper(partial(func, **kwargs), func)
 
 
 def create_pipeline(
@@ -23,17 +33,26 @@ def create_pipeline(
     this family's (False for Word2Vec, which in the ``nlp`` run shares its run with the RNN).
     The promotion rules are the shared ``params:promotion``, resolved for ``namespace``.
     """
-    inputs = {
-        "package": "package",
-        "scores": "scores",
-        "evaluation": "metrics",
-        "params": "params:registration",
-        "promotion": "params:promotion",
-    }
+    summary_inputs = {"package": "package", "scores": "scores", "evaluation": "metrics", "promotion": "params:promotion"}
     if predictions is not None:
-        inputs["predictions"] = "predictions"
-    register = update_wrapper(partial(register_model, family=namespace, learning_curves=learning_curves), register_model)
-    template = pipeline([node(register, inputs, "registration", name="register_model")])
+        summary_inputs["predictions"] = "predictions"
+    template = pipeline(
+        [
+            node(_bound(summarise_candidate, family=namespace), summary_inputs, "candidate", name="summarise_candidate"),
+            node(
+                _bound(register_model, family=namespace, learning_curves=learning_curves),
+                ["package", "candidate", "params:registration"],
+                ["registration", "comparison"],
+                name="register_model",
+            ),
+            node(
+                build_promotion_report,
+                ["candidate", "registration", "comparison"],
+                "promotion_report",
+                name="build_promotion_report",
+            ),
+        ]
+    )
     return pipeline(
         template,
         namespace=namespace,
