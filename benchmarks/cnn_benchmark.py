@@ -87,7 +87,7 @@ PHASES = {
     ),
     "training": ("train_cnn",),
     "evaluation": ("predict_cnn", "cnn.evaluate_classifier", "cnn.plot_confusion", "cnn.plot_learning_curves", "plot_cnn_mistakes"),
-    "registration": ("package_cnn", "cnn.register_model"),
+    "registration": ("package_cnn", "cnn.summarise_candidate", "cnn.register_model", "cnn.build_promotion_report"),
 }
 
 

@@ -38,11 +38,12 @@ from harness import REPO, describe_machine, make_project, print_machine, timed
 KIM_2014 = {"CNN-rand": 76.1, "CNN-static": 81.0, "CNN-non-static": 81.5, "NBSVM-bi": 79.4, "MNB": 77.9}
 PHASES = {
     "text preprocessing": ("prepare_polarity", "build_text_corpus", "build_vocabulary", "encode_polarity"),
-    "word2vec": ("train_word2vec", "build_embedding_matrix"),
+    "word2vec": ("train_word2vec", "log_word2vec_training", "build_embedding_matrix"),
     "rnn folds": ("cross_validate_rnn",),
     "naive bayes folds": ("cross_validate_naive_bayes",),
     "evaluation + registration": (
-        "rnn.evaluate_classifier", "rnn.plot_confusion", "rnn.plot_learning_curves", "package_rnn", "rnn.register_model",
+        "rnn.evaluate_classifier", "rnn.plot_confusion", "rnn.plot_learning_curves", "package_rnn",
+        "rnn.summarise_candidate", "rnn.register_model", "rnn.build_promotion_report",
     ),
 }  # fmt: skip
 
