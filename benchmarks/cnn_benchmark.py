@@ -82,21 +82,24 @@ VARIANTS = {
 #: Nodes by phase, for the breakdown.
 PHASES = {
     "ingestion + preprocessing": (
-        "list_class_names", "validate_train_images", "validate_test_images", "summarise_image_data",
-        "split_train_validation", "select_test_images", "compute_normalisation",
+        "list_class_names",
+        "validate_train_images",
+        "validate_test_images",
+        "summarise_image_data",
+        "split_train_validation",
+        "select_test_images",
+        "compute_normalisation",
     ),
     "training": ("train_cnn",),
-    "evaluation": ("predict_cnn", "cnn.evaluate_classifier", "cnn.plot_confusion", "cnn.plot_learning_curves", "plot_cnn_mistakes"),
+    "evaluation": (
+        "predict_cnn",
+        "cnn.evaluate_classifier",
+        "cnn.plot_confusion",
+        "cnn.plot_learning_curves",
+        "plot_cnn_mistakes",
+    ),
     "registration": ("package_cnn", "cnn.summarise_candidate", "cnn.register_model", "cnn.build_promotion_report"),
 }
-
-
-
-
-
-
-
-
 
 
 def run_plain(mirror: Path, workdir: Path, env: dict[str, str]) -> dict:
@@ -107,8 +110,6 @@ def run_plain(mirror: Path, workdir: Path, env: dict[str, str]) -> dict:
     printed = json.loads(log.read_text().strip().splitlines()[-1])
     times.pop("ended")
     return {"accuracy": printed["test_accuracy"], **times, "train_seconds": printed["train_seconds"]}
-
-
 
 
 def run_pipeline(name: str, params: dict[str, str], mirror: Path, workdir: Path, env: dict[str, str]) -> dict:
@@ -145,7 +146,12 @@ def breakdown(timings: dict, times: dict) -> dict[str, float]:
     nodes = timings["nodes"]
     phases = {name: sum(nodes.get(n, 0.0) for n in members) for name, members in PHASES.items()}
     known = {n for members in PHASES.values() for n in members}
-    pipeline_end = timings["process_started"] + timings["startup_seconds"] + timings["pipeline_seconds"] - timings["before_first_node_seconds"]
+    pipeline_end = (
+        timings["process_started"]
+        + timings["startup_seconds"]
+        + timings["pipeline_seconds"]
+        - timings["before_first_node_seconds"]
+    )
     return {
         "start-up": timings["startup_seconds"],
         **phases,
@@ -155,8 +161,6 @@ def breakdown(timings: dict, times: dict) -> dict[str, float]:
         "hooks, tracking, cache": timings["other_seconds"],
         "closing the run, exit": max(0.0, times["ended"] - pipeline_end),
     }
-
-
 
 
 def report(results: dict[str, dict]) -> dict:
@@ -192,7 +196,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="plain,default,default_fp32,reference", help="comma-separated variants to run")
     parser.add_argument("--emulate-avx2", action="store_true", help="cap oneDNN and ATen at AVX2 (a float32-only CPU)")
-    parser.add_argument("--repeat", type=int, default=1, help="run every variant this many times, interleaved; report the median run")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run every variant this many times, interleaved; report the median run"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects and logs")
     args = parser.parse_args()
     mirror = Path(os.environ.get("DLFLOW_DATA_MIRROR", REPO.parent / "shared" / "data")).resolve()
@@ -230,7 +236,10 @@ def main() -> None:
     derived = report(results)
     path = RESULTS / ("cnn_benchmark_avx2.json" if args.emulate_avx2 else "cnn_benchmark.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"machine": machine, "repeats": args.repeat, "results": results, "runs": runs, "derived": derived}, indent=2) + "\n")
+    path.write_text(
+        json.dumps({"machine": machine, "repeats": args.repeat, "results": results, "runs": runs, "derived": derived}, indent=2)
+        + "\n"
+    )
     print(f"\nwritten {path.relative_to(REPO)}")
 
 

@@ -125,7 +125,9 @@ def main() -> None:
 
     print(f"\n{'processes':<11}{'wall s':>9}{'train s':>9}{'samples/s':>11}{'test acc':>10}")
     for name, r in results.items():
-        print(f"{name:<11}{r['wall_seconds']:>9.1f}{r['train_seconds']:>9.1f}{r['samples_per_second']:>11.0f}{r['test_accuracy']:>10.2%}")
+        print(
+            f"{name:<11}{r['wall_seconds']:>9.1f}{r['train_seconds']:>9.1f}{r['samples_per_second']:>11.0f}{r['test_accuracy']:>10.2%}"
+        )
     derived = {}
     if "1" in results:
         for name, r in results.items():

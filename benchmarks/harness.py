@@ -17,6 +17,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+
 def cpu_model() -> str:
     try:
         for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
@@ -25,11 +26,15 @@ def cpu_model() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return platform.processor() or "unknown"
+
+
 def bf16_native(env: dict[str, str]) -> bool:
     """What ``dlflow.models.cnn.native_bf16`` says in a process with ``env`` (the variants' environment)."""
     probe = "from dlflow.models.cnn import native_bf16; print(native_bf16('cpu'))"
     answer = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     return answer.stdout.strip() == "True"
+
+
 def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> dict[str, float]:
     """Run ``command`` to completion with its output in ``log``: wall and CPU seconds, load average."""
     load_before = os.getloadavg()[0]
@@ -48,9 +53,13 @@ def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> dict
         "load_after": os.getloadavg()[0],
         "ended": ended,
     }
+
+
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
 def make_project(root: Path, tracking_uri: str) -> Path:
     """A fresh copy of the project's configuration with an empty data folder and a created MLflow store."""
     project = root / "project"
@@ -64,6 +73,8 @@ def make_project(root: Path, tracking_uri: str) -> Path:
 
     MlflowClient(tracking_uri=tracking_uri).search_experiments()  # creates the store's tables
     return project
+
+
 def median_run(found: list[dict]) -> dict:
     """The run with the median wall time, with every run's wall time beside it."""
     ordered = sorted(found, key=lambda r: r["wall_seconds"])

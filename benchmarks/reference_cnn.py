@@ -80,8 +80,10 @@ def main() -> None:
             loss.backward()
             optimizer.step()
             loss_sum += loss.item() * len(index)
-        print(f"epoch {epoch}/{args.epochs}  train loss {loss_sum / len(order):.4f}  "
-              f"{time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"epoch {epoch}/{args.epochs}  train loss {loss_sum / len(order):.4f}  {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
     train_seconds = time.perf_counter() - started
 
     model.eval()

@@ -67,7 +67,9 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_mirror: 
     return project
 
 
-def run_pipeline(name: str, *, project: Path | None = None, env: str = "test", tags: list[str] | None = None, **overrides) -> None:
+def run_pipeline(
+    name: str, *, project: Path | None = None, env: str = "test", tags: list[str] | None = None, **overrides
+) -> None:
     """``kedro run --pipeline <name> --env <env> [--tags ...] --params <overrides>`` (dotted keys, as on the CLI),
     with the runner ``kedro run`` uses by default (``dlflow.cli``)."""
     from kedro.framework.session import KedroSession

@@ -37,8 +37,19 @@ def _copy_project(root: Path) -> Path:
 def _create_dags(project: Path, target: Path, *options: str) -> None:
     """``kedro airflow create -j airflow/dag_template.j2 -g memory ...`` for ``project``."""
     metadata = bootstrap_project(project)
-    args = ["airflow", "create", "--env", ENV, "--target-dir", str(target), "--jinja-file", str(TEMPLATE),
-            "--group-by", "memory", *options]
+    args = [
+        "airflow",
+        "create",
+        "--env",
+        ENV,
+        "--target-dir",
+        str(target),
+        "--jinja-file",
+        str(TEMPLATE),
+        "--group-by",
+        "memory",
+        *options,
+    ]
     result = CliRunner().invoke(kedro_airflow_commands, args, obj=metadata, catch_exceptions=False)
     assert result.exit_code == 0, result.output
 
@@ -165,7 +176,8 @@ def test_one_mlflow_run_is_created_first_and_handed_to_every_task(generated) -> 
     assert _constant(module, "RUN_ID_PARAM") == "mlflow_run_id"
     # every Kedro task takes the start task's result: Airflow runs start_mlflow_run first
     calls = [
-        node for node in ast.walk(module)
+        node
+        for node in ast.walk(module)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("run_")
     ]
     assert calls and all([a.id for a in c.args] == ["mlflow_run"] for c in calls)
@@ -186,8 +198,12 @@ def test_mlflow_yml_takes_the_run_id_from_the_runtime_parameter(kedro_project: P
 def test_template_settings_render_as_python(tmp_path: Path, kedro_project: Path) -> None:
     """A cron schedule, retries and a custom project path pass through ``--params`` into valid Python."""
     _create_dags(
-        kedro_project, tmp_path / "dags", "--pipelines", "ingestion",
-        "--params", "schedule=0 3 * * *,retries=0,project_path=/srv/dlflow,max_active_runs=2",
+        kedro_project,
+        tmp_path / "dags",
+        "--pipelines",
+        "ingestion",
+        "--params",
+        "schedule=0 3 * * *,retries=0,project_path=/srv/dlflow,max_active_runs=2",
     )
     path = tmp_path / "dags" / f"dlflow_{ENV}_ingestion_dag.py"
     source = path.read_text()

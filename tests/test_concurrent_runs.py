@@ -21,7 +21,11 @@ def test_four_runs_at_once_on_the_embedded_store_all_complete(kedro_project, dat
     processes = [
         subprocess.Popen(
             kedro_run_command("cnn", "--params", f"cnn.registration.model_name={model},cnn.training.seed={seed}"),
-            cwd=kedro_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=kedro_project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )  # fmt: skip
         for seed in range(RUNS)
     ]

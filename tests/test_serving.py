@@ -76,12 +76,28 @@ def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
 def _serve(model_name: str, root: Path, log: Path) -> Iterator[str]:
     """``mlflow models serve -m models:/<model_name>@champion`` against ``root``'s store; yields its URL."""
     port = _free_port()
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{model_name}@champion",
-               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        f"models:/{model_name}@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-w",
+        "1",
+    ]
     env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"}
     with log.open("w") as output:
-        server = subprocess.Popen(command, cwd=root / "project", env=env, stdout=output, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            command, cwd=root / "project", env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         _wait_until_up(f"http://127.0.0.1:{port}", server, log)
         yield f"http://127.0.0.1:{port}"

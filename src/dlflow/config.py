@@ -272,13 +272,8 @@ def parse(name: str, params: dict[str, Any]) -> StrictModel:
     try:
         return model.model_validate(params)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join([name, *map(str, item['loc'])])}: {item['msg']}"
-            for item in error.errors()
-        )
-        raise ValueError(
-            f"Invalid parameters in conf/*/parameters_{name}.yml: {problems}"
-        ) from None
+        problems = "; ".join(f"{'.'.join([name, *map(str, item['loc'])])}: {item['msg']}" for item in error.errors())
+        raise ValueError(f"Invalid parameters in conf/*/parameters_{name}.yml: {problems}") from None
 
 
 def validate_parameters(params: dict[str, Any]) -> None:

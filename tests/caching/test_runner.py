@@ -64,9 +64,7 @@ def _pipeline(probe) -> Pipeline:
 
 
 def _catalog(folder: Path, offset: int = 0, cache: dict | None = None) -> DataCatalog:
-    catalog = DataCatalog(
-        {name: JSONDataset(filepath=str(folder / f"{name}.json")) for name in ("raw", "scaled", "summary")}
-    )
+    catalog = DataCatalog({name: JSONDataset(filepath=str(folder / f"{name}.json")) for name in ("raw", "scaled", "summary")})
     catalog["params:step"] = {"offset": offset}
     catalog["params:cache"] = {"directory": str(folder / "cache")} | (cache or {})
     return catalog
@@ -74,7 +72,11 @@ def _catalog(folder: Path, offset: int = 0, cache: dict | None = None) -> DataCa
 
 def _ran(caplog) -> list[str]:
     """Node names that ran in the last run, from Kedro's log."""
-    ran = [r.getMessage().removeprefix("Running node: ").split(":")[0] for r in caplog.records if r.getMessage().startswith("Running node: ")]
+    ran = [
+        r.getMessage().removeprefix("Running node: ").split(":")[0]
+        for r in caplog.records
+        if r.getMessage().startswith("Running node: ")
+    ]
     caplog.clear()
     return ran
 

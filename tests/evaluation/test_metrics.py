@@ -66,9 +66,7 @@ def test_perfect_predictions():
 
 def test_confusion_rows_are_true_class():
     cm = confusion(Y_TRUE, Y_PRED, 4)
-    np.testing.assert_array_equal(
-        cm, [[2, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
-    )
+    np.testing.assert_array_equal(cm, [[2, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 0], [0, 0, 0, 0]])
     assert cm.dtype == np.int64
 
 
@@ -104,8 +102,14 @@ def test_flat_metrics_names_and_values():
     m = classification_metrics([0, 1, 2, 2], [0, 1, 1, 2], names)
     flat = flat_metrics(m)
     assert set(flat) == {
-        "test_accuracy", "test_macro_f1", "test_macro_precision", "test_macro_recall",
-        "test_num_samples", "test_f1_T-shirt_top", "test_f1_Ankle_boot", "test_f1_c",
+        "test_accuracy",
+        "test_macro_f1",
+        "test_macro_precision",
+        "test_macro_recall",
+        "test_num_samples",
+        "test_f1_T-shirt_top",
+        "test_f1_Ankle_boot",
+        "test_f1_c",
     }
     assert flat["test_accuracy"] == pytest.approx(0.75)
     assert flat["test_f1_c"] == pytest.approx(2 / 3)
@@ -121,8 +125,7 @@ def test_flat_metrics_rejects_colliding_names():
 
 @pytest.mark.parametrize(
     ("raw", "clean"),
-    [("T-shirt/top", "T-shirt_top"), ("Ankle boot", "Ankle_boot"), ("a.b-c_d", "a.b-c_d"),
-     ("  é/ü ", "_"), ("pos (+)", "pos")],
+    [("T-shirt/top", "T-shirt_top"), ("Ankle boot", "Ankle_boot"), ("a.b-c_d", "a.b-c_d"), ("  é/ü ", "_"), ("pos (+)", "pos")],
 )
 def test_sanitise_name(raw, clean):
     assert sanitise_name(raw) == clean

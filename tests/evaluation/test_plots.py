@@ -12,8 +12,7 @@ from dlflow.evaluation.plots import (
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 
 
 def assert_png(fig: Figure, path) -> None:
@@ -25,8 +24,14 @@ def assert_png(fig: Figure, path) -> None:
 
 
 def epoch(e: int, **extra) -> dict:
-    return {"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e,
-            "train_accuracy": 1 - 0.5 / e, "val_accuracy": 1 - 0.6 / e, **extra}
+    return {
+        "epoch": e,
+        "train_loss": 1.0 / e,
+        "val_loss": 1.2 / e,
+        "train_accuracy": 1 - 0.5 / e,
+        "val_accuracy": 1 - 0.6 / e,
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("normalise", [True, False])
@@ -95,8 +100,7 @@ def test_misclassified_grid_most_confident_first(tmp_path):
 
 def test_misclassified_float_images(tmp_path):
     images, y_true, y_pred, probs = _predictions(n=6, classes=3)
-    fig = plot_misclassified(images.astype(np.float32) / 255, y_true, y_pred, probs,
-                             ["a", "b", "c"])
+    fig = plot_misclassified(images.astype(np.float32) / 255, y_true, y_pred, probs, ["a", "b", "c"])
     assert_png(fig, tmp_path / "float.png")
 
 

@@ -150,9 +150,7 @@ def test_real_fashion_mnist_test_set_is_a_valid_pair() -> None:
     images_path, labels_path = folder / "t10k-images-idx3-ubyte.gz", folder / "t10k-labels-idx1-ubyte.gz"
     images, labels = read_idx(images_path), read_idx(labels_path)
     assert images.shape == (10_000, 28, 28) and images.dtype == np.uint8
-    validate_image_label_pair(
-        images, labels, images_path=images_path, labels_path=labels_path, num_classes=10
-    )
+    validate_image_label_pair(images, labels, images_path=images_path, labels_path=labels_path, num_classes=10)
 
 
 # --- fuzzing: anything either parses or raises DataValidationError -------------------------

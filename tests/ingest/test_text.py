@@ -262,14 +262,17 @@ def test_folder_without_text(tmp_path: Path) -> None:
 
 
 def test_zip_of_text(tmp_path: Path) -> None:
-    path = make_zip(tmp_path / "c.zip", {
-        "corpus/": b"",
-        "corpus/README": b"About this corpus\n",
-        "corpus/pos/b.txt": b"second line\n",
-        "corpus/pos/a.txt": "first naïve line\n\n".encode(),
-        "corpus/empty.txt": b"",
-        "corpus/image.png": b"\x89PNG\x00",
-    })
+    path = make_zip(
+        tmp_path / "c.zip",
+        {
+            "corpus/": b"",
+            "corpus/README": b"About this corpus\n",
+            "corpus/pos/b.txt": b"second line\n",
+            "corpus/pos/a.txt": "first naïve line\n\n".encode(),
+            "corpus/empty.txt": b"",
+            "corpus/image.png": b"\x89PNG\x00",
+        },
+    )
     assert list(read_corpus(path)) == ["first naïve line", "second line"]
 
 
@@ -278,10 +281,13 @@ def test_zip_detected_by_magic_without_suffix(tmp_path: Path) -> None:
     assert list(read_corpus(path.rename(tmp_path / "corpus.bin"))) == ["hello"]
 
 
-@pytest.mark.parametrize("members", [
-    {"a.txt": b"", "b.txt": b"\n \n"},
-    {"a.txt": b"\x00\x01\x02", "b": b"ab\x00cd"},
-])
+@pytest.mark.parametrize(
+    "members",
+    [
+        {"a.txt": b"", "b.txt": b"\n \n"},
+        {"a.txt": b"\x00\x01\x02", "b": b"ab\x00cd"},
+    ],
+)
 def test_zip_with_only_empty_or_binary_members(tmp_path: Path, members: dict[str, bytes]) -> None:
     path = make_zip(tmp_path / "c.zip", members)
     with pytest.raises(DataValidationError, match=f"{path} holds no text"):
@@ -405,7 +411,8 @@ def polarity_remotes(url: str) -> dict[str, object]:
 
     return {
         label: dataclasses.replace(
-            remote, urls=(url,),
+            remote,
+            urls=(url,),
             checksums=(Checksum("sha256", hashlib.sha256(ARCHIVE[remote.archive_member]).hexdigest()),),
         )
         for label, remote in POLARITY_FILES.items()
@@ -427,9 +434,7 @@ def test_polarity_registry() -> None:
 
 
 @pytest.mark.parametrize("pack", [tar_gz, zip_bytes], ids=["tar.gz", "zip"])
-def test_archive_members_are_downloaded_extracted_and_verified(
-    server: Server, tmp_path: Path, pack: object
-) -> None:
+def test_archive_members_are_downloaded_extracted_and_verified(server: Server, tmp_path: Path, pack: object) -> None:
     url = server.serve("/rt-polaritydata.tar.gz", (200, pack(ARCHIVE)))  # type: ignore[operator]
     dest = tmp_path / "raw"
     for label, remote in polarity_remotes(url).items():
@@ -494,8 +499,9 @@ def test_real_corpora_fetch_from_mirror(tmp_path: Path) -> None:
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 RANDOM_TEXTISH = st.one_of(
     st.binary(max_size=300),
-    st.lists(st.sampled_from([b"a", b"b ", b"\n", b"\r", b" ", b"\xe9", b"\xc3\xa9", b"\x85", b"/nn", b"\x00",
-                              b"\xff"]), max_size=80).map(b"".join),
+    st.lists(
+        st.sampled_from([b"a", b"b ", b"\n", b"\r", b" ", b"\xe9", b"\xc3\xa9", b"\x85", b"/nn", b"\x00", b"\xff"]), max_size=80
+    ).map(b"".join),
 )
 
 
@@ -517,8 +523,11 @@ def test_random_bytes_as_polarity_file(tmp_path: Path, data: bytes, encoding: st
 
 
 @FUZZ
-@given(data=RANDOM_TEXTISH, encoding=st.sampled_from(["latin-1", "utf-8", "ascii", "utf-16"]),
-       format=st.sampled_from(["auto", "lines", "tagged", "text8"]))
+@given(
+    data=RANDOM_TEXTISH,
+    encoding=st.sampled_from(["latin-1", "utf-8", "ascii", "utf-16"]),
+    format=st.sampled_from(["auto", "lines", "tagged", "text8"]),
+)
 def test_random_bytes_as_corpus_file(tmp_path: Path, data: bytes, encoding: str, format: str) -> None:
     path = write(tmp_path / "corpus.txt", data)
     try:

@@ -65,9 +65,7 @@ def test_load_copies_from_mirror_and_reads(tiny_mirror: Path, tmp_path: Path) ->
     assert dataset.digest == hashlib.sha256(gzip.decompress(raw.read_bytes())).hexdigest()
 
 
-def test_mirror_from_environment_through_catalog(
-    tiny_mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_mirror_from_environment_through_catalog(tiny_mirror: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DLFLOW_DATA_MIRROR", str(tiny_mirror))
     config = {
         "tiny_raw": {

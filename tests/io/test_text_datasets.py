@@ -49,10 +49,15 @@ def tiny_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         for (label, remote), data in zip(POLARITY_FILES.items(), (POS, NEG))
     }
     monkeypatch.setattr("dlflow.ingest.text_sources.POLARITY_FILES", files)
-    monkeypatch.setitem(CORPUS_SOURCES, "brown", dataclasses.replace(
-        CORPUS_SOURCES["brown"], urls=("http://127.0.0.1:9/brown.zip",),
-        checksums=sha((mirror / "corpora" / "brown.zip").read_bytes()),
-    ))
+    monkeypatch.setitem(
+        CORPUS_SOURCES,
+        "brown",
+        dataclasses.replace(
+            CORPUS_SOURCES["brown"],
+            urls=("http://127.0.0.1:9/brown.zip",),
+            checksums=sha((mirror / "corpora" / "brown.zip").read_bytes()),
+        ),
+    )
     return mirror
 
 
@@ -109,12 +114,21 @@ def test_corpus_dataset_validates_arguments(tmp_path: Path) -> None:
 
 
 def test_from_catalog_config(tiny_mirror: Path, tmp_path: Path) -> None:
-    catalog = DataCatalog.from_config({
-        "mr_polarity_raw": {"type": "dlflow.io.PolarityDataset", "filepath": str(tmp_path / "rt"),
-                            "mirror": str(tiny_mirror)},
-        "brown_raw": {"type": "dlflow.io.TextCorpusDataset", "filepath": str(tmp_path / "brown.zip"),
-                      "source": "brown", "mirror": str(tiny_mirror)},
-    })
+    catalog = DataCatalog.from_config(
+        {
+            "mr_polarity_raw": {
+                "type": "dlflow.io.PolarityDataset",
+                "filepath": str(tmp_path / "rt"),
+                "mirror": str(tiny_mirror),
+            },
+            "brown_raw": {
+                "type": "dlflow.io.TextCorpusDataset",
+                "filepath": str(tmp_path / "brown.zip"),
+                "source": "brown",
+                "mirror": str(tiny_mirror),
+            },
+        }
+    )
     assert len(catalog.load("mr_polarity_raw")) == 3
     assert len(catalog.load("brown_raw")) == 2
 

@@ -30,8 +30,7 @@ MODEL_COLUMNS = ["model_name", "model_version", "model_run_id"]
 SENTENCES = ["a gripping , beautifully acted film .", "dull , lifeless and far too long .", "it is a movie ."]
 
 # Accuracy does not matter here: a smaller subset and network than --env test alone.
-SMALLER = {"cnn.data.max_train_samples": 600, "cnn.training.epochs": 1,
-           "rnn.max_length": 20, "rnn.model.hidden_size": 16}
+SMALLER = {"cnn.data.max_train_samples": 600, "cnn.training.epochs": 1, "rnn.max_length": 20, "rnn.model.hidden_size": 16}
 
 _built: dict[str, Path] = {}  # one project per session, whichever module asks first
 
@@ -110,8 +109,18 @@ def test_cnn_champion_scores_an_idx_file_and_the_test_table(registered_project: 
     predictions = pd.read_parquet(CNN_PREDICTIONS)
     expected = pd.read_parquet("data/07_model_output/cnn/test_predictions.parquet")
     assert (predictions["prediction"].to_numpy() == expected["prediction"].to_numpy()).all()
-    assert predictions["label_name"].iloc[0] in ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+    assert predictions["label_name"].iloc[0] in (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    )
 
 
 def test_rnn_champion_scores_a_text_file_and_a_sentence_table(registered_project: Path) -> None:
@@ -152,8 +161,10 @@ def test_bad_input_or_parameters_stop_before_scoring(registered_project: Path) -
     with pytest.raises(DatasetError, match=r"No images file at .*missing\.idx: name one with --params images_path="):
         run_pipeline("inference_cnn", images_path="missing.idx")
     write_idx(np.zeros((3, 32, 32), np.uint8), registered_project / "big.idx")
-    wrong_shape = (r"shape \(3, 32, 32\) does not match dlflow-cnn-fashion_mnist-test version 1, "
-                   r"which takes \(N, 28, 28\)")
+    wrong_shape = (
+        r"shape \(3, 32, 32\) does not match dlflow-cnn-fashion_mnist-test version 1, "
+        r"which takes \(N, 28, 28\)"
+    )
     with pytest.raises(ValueError, match=wrong_shape):
         run_pipeline("inference_cnn", images_path=str(registered_project / "big.idx"))
     pd.DataFrame({"text": SENTENCES}).to_parquet(registered_project / "no_sentence.parquet")

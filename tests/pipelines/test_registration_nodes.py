@@ -44,7 +44,9 @@ def test_the_candidate_summary_holds_what_the_gate_judges_and_the_report_compare
     assert (candidate["metric"], candidate["value"], candidate["test_data_digest"]) == ("test_accuracy", 0.6, "d1")
     assert candidate["rules"]["max_class_drop"] == 0.02 and candidate["per_class"] == PER_CLASS
     assert candidate["confusion_matrix"] == [[1, 1], [1, 2]]  # rows: true class
-    words = summarise_candidate({"test_data_digest": "bench"}, {"analogy_accuracy": 0.3}, {"analogy": {}}, PROMOTION, family="word2vec")
+    words = summarise_candidate(
+        {"test_data_digest": "bench"}, {"analogy_accuracy": 0.3}, {"analogy": {}}, PROMOTION, family="word2vec"
+    )
     assert words["metric"] == "analogy_accuracy" and words["per_class"] is None and words["confusion_matrix"] is None
 
 
@@ -59,7 +61,9 @@ def test_the_report_compares_with_the_champion_the_gate_looked_at():
         "label": "champion v1", "version": "1", "run_id": "run-1", "scores": {"test_accuracy": 0.8},
         "per_class": PER_CLASS, "confusion_matrix": [[2, 0], [0, 3]], "history": None,
     }  # fmt: skip
-    page = build_promotion_report(candidate, registration(), {"candidate_history": None, "champion": champion, "champion_error": None})
+    page = build_promotion_report(
+        candidate, registration(), {"candidate_history": None, "champion": champion, "champion_error": None}
+    )
     assert "m v2: champion vs challenger" in page and "champion v1" in page and "-0.2000" in page
     assert "Not promoted" in page and "rule min_improvement" in page and "digest d1" in page
     assert 'id="confusion_candidate"' in page and 'id="confusion_champion"' in page
@@ -67,7 +71,9 @@ def test_the_report_compares_with_the_champion_the_gate_looked_at():
 
 def test_the_report_says_why_the_candidate_is_shown_alone():
     candidate, alone = classifier_candidate(), {"candidate_history": None, "champion": None, "champion_error": None}
-    first = build_promotion_report(candidate, registration(gate_decision="promoted", rule="no_champion", compared_with=None), alone)
+    first = build_promotion_report(
+        candidate, registration(gate_decision="promoted", rule="no_champion", compared_with=None), alone
+    )
     assert "No champion yet" in first and "Promoted to @champion" in first
     elsewhere = build_promotion_report(candidate, registration(rule="test_data"), alone)
     assert "Champion v1 was measured on other test data" in elsewhere and "compared with champion v1" in elsewhere
@@ -112,7 +118,9 @@ def test_a_family_without_classes_or_curves_registers_and_reports_what_is_missin
                 PROMOTION, family="word2vec",
             )  # fmt: skip
             mlflow.log_dict(candidate, "registration/word2vec/evaluation.json")
-            record, comparison = register_model(package, candidate, {"model_name": "w2v"}, family="word2vec", learning_curves=False)
+            record, comparison = register_model(
+                package, candidate, {"model_name": "w2v"}, family="word2vec", learning_curves=False
+            )
             pages.append(build_promotion_report(candidate, record, comparison))
             records.append(record)
     assert [r["gate_decision"] for r in records] == ["promoted", "not_promoted"]

@@ -32,8 +32,14 @@ def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
 
     client = MlflowClient()
     client.search_experiments()  # the store's tables exist before the child starts: no two processes create them
-    victim = subprocess.Popen(kedro_run(EPOCHS), cwd=kedro_project, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    victim = subprocess.Popen(
+        kedro_run(EPOCHS),
+        cwd=kedro_project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
     def first_epoch_done() -> bool:
         """Epoch 1 is checkpointed and its metrics are in MLflow (the loop checkpoints first)."""
@@ -64,8 +70,14 @@ def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
     assert [m.step for m in client.get_metric_history(resumed.info.run_id, "train_loss")] == [1, 2, 3, 4]
 
     # the same seed, uninterrupted, in its own checkpoint folder: the same result
-    subprocess.run(kedro_run(EPOCHS, "cnn.training.checkpoint_dir=data/06_models/checkpoints/reference"),
-                   cwd=kedro_project, env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        kedro_run(EPOCHS, "cnn.training.checkpoint_dir=data/06_models/checkpoints/reference"),
+        cwd=kedro_project,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
     reference = runs[0]
     assert reference.info.run_id != resumed.info.run_id
@@ -81,8 +93,9 @@ def test_killed_rnn_run_resumes_with_the_vectors_it_trained(kedro_project: Path)
     vectors = kedro_project / "data/06_models/word2vec/vectors.txt"
     client = MlflowClient()
     client.search_experiments()  # the store's tables exist before the child starts: no two processes create them
-    victim = subprocess.Popen(command, cwd=kedro_project, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    victim = subprocess.Popen(
+        command, cwd=kedro_project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
     def rnn_epoch_done() -> bool:
         experiment = client.get_experiment_by_name("dlflow")

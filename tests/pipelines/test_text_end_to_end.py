@@ -38,13 +38,26 @@ def test_word2vec_and_rnn_pipelines(kedro_project: Path) -> None:
     run = latest_run(client, "word2vec")
     assert run.info.status == "FINISHED"
     metrics = run.data.metrics
-    for name in ("analogy_accuracy", "analogy_oov_rate", "wordsim353_spearman", "wordsim353_oov_rate",
-                 "simlex999_spearman", "simlex999_oov_rate", "word2vec_words_per_second", "word2vec_train_seconds"):
+    for name in (
+        "analogy_accuracy",
+        "analogy_oov_rate",
+        "wordsim353_spearman",
+        "wordsim353_oov_rate",
+        "simlex999_spearman",
+        "simlex999_oov_rate",
+        "word2vec_words_per_second",
+        "word2vec_train_seconds",
+    ):
         assert name in metrics, (name, sorted(metrics))
     assert 0 <= metrics["analogy_oov_rate"] <= 1
     artifacts = artifact_paths(client, run.info.run_id)
-    for expected in ("word2vec/vectors.txt", "word2vec/nearest_neighbours.json", "word2vec/embedding_map.png",
-                     "preprocessing/vocabulary.json", "evaluation/metrics.json"):
+    for expected in (
+        "word2vec/vectors.txt",
+        "word2vec/nearest_neighbours.json",
+        "word2vec/embedding_map.png",
+        "preprocessing/vocabulary.json",
+        "evaluation/metrics.json",
+    ):
         assert expected in artifacts, (expected, sorted(artifacts))
 
     from gensim.models import KeyedVectors
@@ -63,14 +76,24 @@ def test_word2vec_and_rnn_pipelines(kedro_project: Path) -> None:
     run = latest_run(client, "rnn")
     assert run.info.status == "FINISHED"
     metrics = run.data.metrics
-    for name in ("test_accuracy", "cv_accuracy_mean", "baseline_nb_cv_accuracy_mean", "train_loss", "val_accuracy",
-                 "sentences_per_second"):
+    for name in (
+        "test_accuracy",
+        "cv_accuracy_mean",
+        "baseline_nb_cv_accuracy_mean",
+        "train_loss",
+        "val_accuracy",
+        "sentences_per_second",
+    ):
         assert name in metrics, (name, sorted(metrics))
     assert metrics["baseline_nb_cv_accuracy_mean"] > 0.7  # Naive Bayes on one MR fold
     assert metrics["test_accuracy"] == pytest.approx(metrics["cv_accuracy_mean"])  # split mode: one fold
     artifacts = artifact_paths(client, run.info.run_id)
-    for expected in ("evaluation/confusion_matrix.png", "evaluation/learning_curves.png",
-                     "evaluation/cross_validation.json", "evaluation/naive_bayes_cross_validation.json"):
+    for expected in (
+        "evaluation/confusion_matrix.png",
+        "evaluation/learning_curves.png",
+        "evaluation/cross_validation.json",
+        "evaluation/naive_bayes_cross_validation.json",
+    ):
         assert expected in artifacts, (expected, sorted(artifacts))
 
     # the registered RNN takes raw sentences and agrees with the pipeline's predictions

@@ -92,8 +92,10 @@ def test_per_class_rule_off_or_not_applicable():
 
 def test_family_overrides_replace_only_the_keys_given():
     params = PromotionParams.model_validate(
-        {"default": {"max_class_drop": 0.02, "min_improvement": 0.001},
-         "families": {"word2vec": {"metric": "analogy_accuracy"}, "rnn": {"max_class_drop": None}}}
+        {
+            "default": {"max_class_drop": 0.02, "min_improvement": 0.001},
+            "families": {"word2vec": {"metric": "analogy_accuracy"}, "rnn": {"max_class_drop": None}},
+        }
     )
     assert params.rules_for("cnn") == params.default
     assert params.rules_for("word2vec").metric == "analogy_accuracy"

@@ -8,14 +8,17 @@ from html.parser import HTMLParser
 from dlflow.registry.report import ModelSide, build_report
 
 CLASSES = ["T-shirt/top", "Trouser", "Bag"]
-RULES = {"metric": "test_accuracy", "greater_is_better": True, "min_improvement": 0.0, "class_metric": "recall", "max_class_drop": 0.02}
+RULES = {
+    "metric": "test_accuracy",
+    "greater_is_better": True,
+    "min_improvement": 0.0,
+    "class_metric": "recall",
+    "max_class_drop": 0.02,
+}
 
 
 def classes(recalls, f1s):
-    return {
-        name: {"precision": 0.5, "recall": r, "f1": f, "support": 40}
-        for name, r, f in zip(CLASSES, recalls, f1s)
-    }
+    return {name: {"precision": 0.5, "recall": r, "f1": f, "support": 40} for name, r, f in zip(CLASSES, recalls, f1s)}
 
 
 def history(loss0: float) -> dict:
@@ -28,14 +31,18 @@ def history(loss0: float) -> dict:
 
 
 CANDIDATE = ModelSide(
-    label="candidate v2", version="2", run_id="run-new",
+    label="candidate v2",
+    version="2",
+    run_id="run-new",
     scores={"test_accuracy": 0.8125, "test_macro_f1": 0.8011, "test_num_samples": 120.0, "test_f1_T-shirt_top": 0.7},
     per_class=classes([0.6250, 0.9750, 0.8500], [0.7, 0.9, 0.8]),
     confusion_matrix=[[25, 3, 12], [0, 39, 1], [4, 2, 34]],
     history=history(2.0),
 )
 CHAMPION = ModelSide(
-    label="champion v1", version="1", run_id="run-old",
+    label="champion v1",
+    version="1",
+    run_id="run-old",
     scores={"test_accuracy": 0.7750, "test_macro_f1": 0.7600, "test_num_samples": 120.0},
     per_class=classes([0.7000, 0.9000, 0.7250], [0.72, 0.85, 0.71]),
     confusion_matrix=[[28, 5, 7], [2, 36, 2], [6, 5, 29]],
@@ -63,7 +70,11 @@ def table(html: str, table_id: str) -> str:
 
 
 def report(**kwargs) -> str:
-    defaults = dict(decision="not_promoted", reason="not promoted (rule max_class_drop): recall of class 'T-shirt/top' 0.7000 → 0.6250", rules=RULES)
+    defaults = dict(
+        decision="not_promoted",
+        reason="not promoted (rule max_class_drop): recall of class 'T-shirt/top' 0.7000 → 0.6250",
+        rules=RULES,
+    )
     return build_report("dlflow-cnn-test", CANDIDATE, CHAMPION, **(defaults | kwargs))
 
 
@@ -126,7 +137,13 @@ def test_families_without_classes_or_curves_say_what_is_missing():
 
 def test_a_champion_measured_elsewhere_is_named_but_not_compared():
     html = build_report(
-        "m", CANDIDATE, None, decision="not_promoted", reason="not promoted (rule test_data): not comparable",
-        rules=RULES, champion_note="Champion v1 was measured on other test data.", compared_with="1",
+        "m",
+        CANDIDATE,
+        None,
+        decision="not_promoted",
+        reason="not promoted (rule test_data): not comparable",
+        rules=RULES,
+        champion_note="Champion v1 was measured on other test data.",
+        compared_with="1",
     )
     assert "Champion v1 was measured on other test data." in html and "compared with champion v1" in html

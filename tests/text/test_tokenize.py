@@ -14,8 +14,10 @@ from dlflow.text import tokenize
 @pytest.mark.parametrize(
     ("text", "tokens"),
     [
-        ("The Rock's new film isn't \"great\" -- it's GREAT!",
-         ["the", "rock", "'s", "new", "film", "is", "n't", "great", "it", "'s", "great", "!"]),
+        (
+            "The Rock's new film isn't \"great\" -- it's GREAT!",
+            ["the", "rock", "'s", "new", "film", "is", "n't", "great", "it", "'s", "great", "!"],
+        ),
         ("I can't, won't (really) do n't", ["i", "ca", "n't", ",", "wo", "n't", "(", "really", ")", "do", "n't"]),
         ("they're we've I'd you'll I'm", ["they", "'re", "we", "'ve", "i", "'d", "you", "'ll", "i", "'m"]),
         ("it\u2019s", ["it", "'s"]),  # typographic apostrophe

@@ -44,10 +44,18 @@ def test_min_count_and_max_size() -> None:
     assert Vocabulary.build(CORPUS, min_count=4).words == (PAD, UNK)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"min_count": 0}, {"min_count": -1}, {"min_count": 1.5}, {"min_count": True},
-    {"max_size": 2}, {"max_size": 0}, {"max_size": 3.0},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"min_count": 0},
+        {"min_count": -1},
+        {"min_count": 1.5},
+        {"min_count": True},
+        {"max_size": 2},
+        {"max_size": 0},
+        {"max_size": 3.0},
+    ],
+)
 def test_bad_parameters(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         Vocabulary.build(CORPUS, **kwargs)  # type: ignore[arg-type]
@@ -93,15 +101,18 @@ def test_json_round_trip() -> None:
     assert again.encode(["dog"]).tolist() == vocab.encode(["dog"]).tolist()
 
 
-@pytest.mark.parametrize(("mutate", "message"), [
-    (lambda d: d.update(format="other"), "format"),
-    (lambda d: d.update(specials=["<s>"]), "specials"),
-    (lambda d: d.pop("counts"), "lacks counts"),
-    (lambda d: d.update(counts=[1]), "one count per word"),
-    (lambda d: d.update(words=["a"] * len(d["words"])), "unique"),
-    (lambda d: d.update(words=[PAD] + d["words"][1:]), "special tokens"),
-    (lambda d: d.update(counts=[-1] * len(d["counts"])), "non-negative"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(format="other"), "format"),
+        (lambda d: d.update(specials=["<s>"]), "specials"),
+        (lambda d: d.pop("counts"), "lacks counts"),
+        (lambda d: d.update(counts=[1]), "one count per word"),
+        (lambda d: d.update(words=["a"] * len(d["words"])), "unique"),
+        (lambda d: d.update(words=[PAD] + d["words"][1:]), "special tokens"),
+        (lambda d: d.update(counts=[-1] * len(d["counts"])), "non-negative"),
+    ],
+)
 def test_from_dict_rejects_bad_data(mutate: object, message: str) -> None:
     data = Vocabulary.build(CORPUS).to_dict()
     mutate(data)  # type: ignore[operator]
@@ -129,7 +140,7 @@ def test_encode_corpus_matches_per_sentence_filtering(corpus: list[list[str]], m
     assert len(offsets) == len(corpus) + 1 and offsets[0] == 0 and offsets[-1] == len(ids)
     for i, sentence in enumerate(corpus):
         expected = [vocab.index(t) for t in sentence if t in vocab and t not in (PAD, UNK)]
-        assert ids[offsets[i]:offsets[i + 1]].tolist() == expected
+        assert ids[offsets[i] : offsets[i + 1]].tolist() == expected
     # counts agree with the corpus
     flat = [t for s in corpus for t in s]
     for word, count in zip(vocab.words[2:], vocab.counts[2:]):

@@ -83,7 +83,11 @@ def test_lock_free_word2vec_makes_a_run_not_bit_reproducible():
     assert record["replay_tolerance"] == REPLAY_TOLERANCE
 
     deterministic = {"word2vec": {"training": {"deterministic": True}}}
-    assert reproducibility({"train_word2vec"}, deterministic) == {"bit_reproducible": True, "why_not": [], "replay_tolerance": 0.0}
+    assert reproducibility({"train_word2vec"}, deterministic) == {
+        "bit_reproducible": True,
+        "why_not": [],
+        "replay_tolerance": 0.0,
+    }
     assert reproducibility({"train_cnn"}, fast)["bit_reproducible"] is True  # the CNN does not train vectors
 
 

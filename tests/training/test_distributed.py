@@ -49,10 +49,7 @@ def recipe(**overrides) -> TrainConfig:
 
 
 def comparable(history):
-    return [
-        {k: v for k, v in dataclasses.asdict(r).items() if k not in ("epoch_seconds", "samples_per_second")}
-        for r in history
-    ]
+    return [{k: v for k, v in dataclasses.asdict(r).items() if k not in ("epoch_seconds", "samples_per_second")} for r in history]
 
 
 # --------------------------------------------------------------------------- sharding and the world

@@ -91,10 +91,7 @@ def resumable_config(checkpoint_dir, **overrides) -> TrainConfig:
 
 def comparable(history):
     """History without the timing fields, which differ between runs."""
-    return [
-        {k: v for k, v in dataclasses.asdict(r).items() if k not in ("epoch_seconds", "samples_per_second")}
-        for r in history
-    ]
+    return [{k: v for k, v in dataclasses.asdict(r).items() if k not in ("epoch_seconds", "samples_per_second")} for r in history]
 
 
 def assert_same_weights(a: nn.Module, b: nn.Module):

@@ -73,7 +73,9 @@ def test_deterministic_mode_gives_identical_vectors_whatever_the_threads() -> No
         b = train_word2vec(ids, offsets, counts, config, progress=False)
         assert a.threads == b.threads == 1
         np.testing.assert_array_equal(a.input_vectors, b.input_vectors)
-        fast = train_word2vec(ids, offsets, counts, Word2VecConfig(mode=mode, dim=16, epochs=2, threads=2, batch_words=300, seed=7), progress=False)
+        fast = train_word2vec(
+            ids, offsets, counts, Word2VecConfig(mode=mode, dim=16, epochs=2, threads=2, batch_words=300, seed=7), progress=False
+        )
         assert fast.threads == 2
 
 

@@ -154,7 +154,6 @@ class SkipUnchangedRunner(SequentialRunner):
         ).write(record_path)
 
 
-
 class _RecordWriter:
     """A Kedro hook: writes a cacheable node's record once every one of its outputs is saved."""
 

@@ -29,8 +29,7 @@ def _as_labels(y: Any, name: str, num_classes: int) -> np.ndarray:
     bad = arr[(arr < 0) | (arr >= num_classes)]
     if bad.size:
         raise ValueError(
-            f"{name} has labels outside 0..{num_classes - 1} "
-            f"(e.g. {sorted(set(bad.tolist()))[:5]}); num_classes={num_classes}"
+            f"{name} has labels outside 0..{num_classes - 1} (e.g. {sorted(set(bad.tolist()))[:5]}); num_classes={num_classes}"
         )
     return arr
 

@@ -42,8 +42,7 @@ def plot_confusion_matrix(
     fig = Figure(figsize=(side + 1.0, side), dpi=DPI, layout="tight")
     ax = fig.add_subplot()
     image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04,
-                 label="% of true class" if normalise else "count")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="% of true class" if normalise else "count")
 
     fontsize = 8 if n <= 12 else 6
     for i in range(n):
@@ -52,8 +51,7 @@ def plot_confusion_matrix(
             colour = "white" if values[i, j] > 0.6 * vmax else "black"
             ax.text(j, i, text, ha="center", va="center", color=colour, fontsize=fontsize)
 
-    ax.set_xticks(range(n), labels=[str(c) for c in class_names],
-                  rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_xticks(range(n), labels=[str(c) for c in class_names], rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(n), labels=[str(c) for c in class_names])
     ax.set_xlabel("Predicted class")
     ax.set_ylabel("True class")
@@ -133,13 +131,10 @@ def plot_misclassified(
     if images.ndim != 3:
         raise ValueError(f"images must be (N, H, W), got shape {images.shape}")
     if probabilities.ndim != 2 or probabilities.shape[1] != len(class_names):
-        raise ValueError(
-            f"probabilities must be (N, {len(class_names)}), got shape {probabilities.shape}"
-        )
+        raise ValueError(f"probabilities must be (N, {len(class_names)}), got shape {probabilities.shape}")
     if not (len(y_true) == len(y_pred) == len(probabilities) == n):
         raise ValueError(
-            f"lengths differ: images {n}, y_true {len(y_true)}, "
-            f"y_pred {len(y_pred)}, probabilities {len(probabilities)}"
+            f"lengths differ: images {n}, y_true {len(y_true)}, y_pred {len(y_pred)}, probabilities {len(probabilities)}"
         )
 
     wrong = np.flatnonzero(y_true != y_pred)
@@ -149,8 +144,7 @@ def plot_misclassified(
         fig = Figure(figsize=(5.0, 2.0), dpi=DPI, layout="tight")
         ax = fig.add_subplot()
         ax.axis("off")
-        ax.text(0.5, 0.5, f"No misclassified examples ({n} checked)",
-                ha="center", va="center", fontsize=12)
+        ax.text(0.5, 0.5, f"No misclassified examples ({n} checked)", ha="center", va="center", fontsize=12)
         ax.set_title(title)
         return fig
 
@@ -166,8 +160,7 @@ def plot_misclassified(
     for ax, idx in zip(axes, chosen):
         ax.imshow(images[idx], cmap="gray", **scale)
         ax.set_title(
-            f"{class_names[y_true[idx]]} → {class_names[y_pred[idx]]}\n"
-            f"(p={probabilities[idx, y_pred[idx]]:.2f})",
+            f"{class_names[y_true[idx]]} → {class_names[y_pred[idx]]}\n(p={probabilities[idx, y_pred[idx]]:.2f})",
             fontsize=8,
         )
     for ax in axes:

@@ -93,8 +93,10 @@ def analogy_accuracy(
         mean /= np.float32(3.0)
         mean /= np.linalg.norm(mean, axis=1, keepdims=True).astype(np.float32)
         scores = (mean @ candidates.T) / candidate_norms[None, :]
-        top = np.argpartition(-scores, min(8, limit - 1), axis=1)[:, :8] if limit > 8 else np.tile(
-            np.arange(limit), (len(chunk), 1)
+        top = (
+            np.argpartition(-scores, min(8, limit - 1), axis=1)[:, :8]
+            if limit > 8
+            else np.tile(np.arange(limit), (len(chunk), 1))
         )
         for row, (name, qa, qb, qc, expected) in enumerate(chunk):
             order = top[row][np.argsort(-scores[row, top[row]], kind="stable")]

@@ -204,9 +204,7 @@ def _copy_from_mirror(source: Path, remote: RemoteFile, dest: Path) -> None:
     logger.info("Copied %s from mirror %s to %s (%s)", remote.name, source, dest, matched)
 
 
-def _download(
-    url: str, remote: RemoteFile, dest: Path, *, retries: int, timeout: float, backoff: float, progress: bool
-) -> None:
+def _download(url: str, remote: RemoteFile, dest: Path, *, retries: int, timeout: float, backoff: float, progress: bool) -> None:
     """Download ``url`` to ``dest`` through a temporary file, or raise _UrlFailed."""
     for attempt in range(retries + 1):
         archive = _temp_beside(dest.with_name(dest.name + ".archive")) if remote.archive_member else None
@@ -254,8 +252,7 @@ def _extract_member(archive: Path, member: str, part: Path) -> None:
                 raise _UrlFailed(f"archive member {member} is not a regular file")
             with source, part.open("wb") as out:
                 shutil.copyfileobj(source, out, _CHUNK)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError, NotImplementedError,
-            RuntimeError) as exc:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError, NotImplementedError, RuntimeError) as exc:
         raise _UrlFailed(f"cannot extract {member} from the downloaded archive: {type(exc).__name__}: {exc}") from exc
 
 
@@ -273,7 +270,11 @@ def _stream(url: str, part: Path, *, timeout: float, progress: bool, desc: str) 
             total = int(length) if length and length.isdigit() else None
             received = 0
             with tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc,
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=desc,
                 disable=None if progress else True,  # None: no bar where stderr is no terminal (cron, CI logs)
             ) as bar:
                 while chunk := response.read(_CHUNK):
@@ -300,7 +301,7 @@ def _stream(url: str, part: Path, *, timeout: float, progress: bool, desc: str) 
 
 def _digests(path: Path, algorithms: set[str], *, gunzip: bool) -> dict[str, str]:
     hashers = {name: hashlib.new(name, usedforsecurity=False) for name in algorithms}
-    with (gzip.open(path, "rb") if gunzip else path.open("rb")) as f:
+    with gzip.open(path, "rb") if gunzip else path.open("rb") as f:
         while chunk := f.read(_CHUNK):
             for hasher in hashers.values():
                 hasher.update(chunk)

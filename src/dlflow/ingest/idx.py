@@ -44,9 +44,7 @@ def read_idx_bytes(path: Path) -> bytes:
     try:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DataValidationError(
-            f"{path} is a corrupt gzip file ({exc}); delete it and obtain a fresh copy."
-        ) from None
+        raise DataValidationError(f"{path} is a corrupt gzip file ({exc}); delete it and obtain a fresh copy.") from None
 
 
 def parse_idx(data: bytes, *, source: str) -> np.ndarray:
@@ -114,9 +112,7 @@ def validate_image_label_pair(
             f"expected (count, {image_shape[0]}, {image_shape[1]})."
         )
     if labels.ndim != 1:
-        raise DataValidationError(
-            f"labels file {labels_path} holds an array of shape {labels.shape}; expected (count,)."
-        )
+        raise DataValidationError(f"labels file {labels_path} holds an array of shape {labels.shape}; expected (count,).")
     if len(labels) != len(images):
         raise DataValidationError(
             f"labels file {labels_path} has {len(labels)} entries but images file {images_path} "
@@ -125,9 +121,7 @@ def validate_image_label_pair(
     if len(images) == 0:
         raise DataValidationError(f"images file {images_path} and labels file {labels_path} are empty.")
     if not np.issubdtype(labels.dtype, np.integer):
-        raise DataValidationError(
-            f"labels file {labels_path} holds {labels.dtype} values; expected integer class ids."
-        )
+        raise DataValidationError(f"labels file {labels_path} holds {labels.dtype} values; expected integer class ids.")
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if bad.size:
         raise DataValidationError(

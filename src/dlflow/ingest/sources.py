@@ -57,8 +57,7 @@ def _md5_and_idx_sha256(md5: str, idx_sha256: str) -> tuple[Checksum, ...]:
 IMAGE_SOURCES: dict[str, ImageSource] = {
     "fashion_mnist": _image_source(
         "Fashion-MNIST",
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
         url_prefixes=(
             "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
             "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",

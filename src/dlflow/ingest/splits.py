@@ -26,9 +26,7 @@ def stratified_indices(labels: np.ndarray, size: int, seed: int) -> tuple[np.nda
     for i in np.argsort(-(exact - take), kind="stable")[: size - take.sum()]:
         take[i] += 1
     rng = np.random.default_rng(seed)
-    selected = np.concatenate(
-        [rng.permutation(np.flatnonzero(labels == value))[:k] for value, k in zip(values, take)]
-    )
+    selected = np.concatenate([rng.permutation(np.flatnonzero(labels == value))[:k] for value, k in zip(values, take)])
     mask = np.zeros(n, dtype=bool)
     mask[selected] = True
     return np.flatnonzero(mask), np.flatnonzero(~mask)

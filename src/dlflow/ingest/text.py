@@ -60,8 +60,16 @@ _TAGGED_TOKEN = re.compile(r"\S+/[A-Za-z$*+\-.,:()'`]+")
 _TAG = re.compile(r"(?<=\S)/[A-Za-z$*+\-.,:()'`]+(?=\s|$)")  # the /TAG after a word
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 # What a corrupt zip/gzip/xz stream can raise while being opened or read.
-_READ_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, zipfile.LargeZipFile,
-                RuntimeError, NotImplementedError)
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    RuntimeError,
+    NotImplementedError,
+)
 
 
 # --- MR sentence polarity -----------------------------------------------------------------
@@ -85,8 +93,7 @@ def read_polarity(pos_path: Path | str, neg_path: Path | str, encoding: str = PO
         sentences = list(_units(_file_source(path), encoding, "lines"))
         if not sentences:
             raise DataValidationError(
-                f"{path} is empty: MR polarity files hold one sentence a line. "
-                "Delete it and run again to obtain a fresh copy."
+                f"{path} is empty: MR polarity files hold one sentence a line. Delete it and run again to obtain a fresh copy."
             )
         frames.append(pd.DataFrame({"sentence": sentences, "label": np.full(len(sentences), label, dtype=np.int8)}))
     return pd.concat(frames, ignore_index=True)

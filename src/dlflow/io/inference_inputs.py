@@ -38,9 +38,7 @@ class _InputFileDataset(AbstractDataset):
 
     def _path(self) -> Path:
         if not self._filepath.is_file():
-            raise DatasetError(
-                f"No {self._what} file at {self._filepath}: name one with --params {self._parameter}=<file>"
-            )
+            raise DatasetError(f"No {self._what} file at {self._filepath}: name one with --params {self._parameter}=<file>")
         return self._filepath
 
     def save(self, data: Any) -> None:

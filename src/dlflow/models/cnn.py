@@ -131,9 +131,7 @@ class FastCNN(nn.Module):
                     layers.append(nn.MaxPool2d(2))
                 width = out_channels
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(
-            pools[global_pool], nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, num_classes)
-        )
+        self.head = nn.Sequential(pools[global_pool], nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, num_classes))
         self.bf16 = bf16
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -178,9 +176,7 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {"classic": ClassicCNN, "fast": Fast
 def build_cnn(architecture: str, num_classes: int, **kwargs) -> nn.Module:
     """Build the CNN named ``architecture`` (``"classic"`` or ``"fast"``); kwargs go to its constructor."""
     if architecture not in ARCHITECTURES:
-        raise ValueError(
-            f"unknown CNN architecture {architecture!r}; choose one of {sorted(ARCHITECTURES)}"
-        )
+        raise ValueError(f"unknown CNN architecture {architecture!r}; choose one of {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[architecture](num_classes=num_classes, **kwargs)
 
 
@@ -190,9 +186,7 @@ def hflip(features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     return (images.flip(-1), *rest)
 
 
-def random_hflip(
-    features: tuple[torch.Tensor, ...], generator: torch.Generator
-) -> tuple[torch.Tensor, ...]:
+def random_hflip(features: tuple[torch.Tensor, ...], generator: torch.Generator) -> tuple[torch.Tensor, ...]:
     """Mirror each image of the batch with probability 1/2, drawn from ``generator``.
 
     Signature of ``dlflow.training.fit``'s ``train_transform``.

@@ -70,9 +70,7 @@ class SentenceRNN(nn.Module):
         if embedding_mode != "rand" and pretrained is None:
             raise ValueError(f"embedding_mode {embedding_mode!r} needs pretrained vectors")
         if pretrained is not None and tuple(pretrained.shape) != (vocab_size, embedding_dim):
-            raise ValueError(
-                f"pretrained vectors have shape {tuple(pretrained.shape)}, expected {(vocab_size, embedding_dim)}"
-            )
+            raise ValueError(f"pretrained vectors have shape {tuple(pretrained.shape)}, expected {(vocab_size, embedding_dim)}")
 
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
         if embedding_mode != "rand":

@@ -170,7 +170,10 @@ def _per_class_section(candidate: ModelSide, champion: ModelSide | None, rules: 
                 continue
             old = old_scores.get(m) if old_scores else None
             breach = (
-                m == checked and limit is not None and new is not None and old is not None
+                m == checked
+                and limit is not None
+                and new is not None
+                and old is not None
                 and float(old) - float(new) > float(limit) + 1e-12
             )
             cells.append(f"<td>{_fmt(old)}</td><td>{_fmt(new)}</td>{_delta(new, old, True, breach)}")
@@ -247,9 +250,7 @@ def plot_compared_curves(sides: Sequence[ModelSide]) -> Figure:
 def _curves_section(candidate: ModelSide, champion: ModelSide | None) -> str:
     sides = [s for s in (candidate, champion) if s is not None]
     with_curves = [s for s in sides if s.history and any(s.history.get(k) for k in CURVES)]
-    missing = "".join(
-        f'<p class="na">No learning curves available for {_e(s.label)}.</p>' for s in sides if s not in with_curves
-    )
+    missing = "".join(f'<p class="na">No learning curves available for {_e(s.label)}.</p>' for s in sides if s not in with_curves)
     image = figure_to_img(plot_compared_curves(with_curves), "learning curves") if with_curves else ""
     return f"<h2>Learning curves</h2>{missing}{image}"
 
@@ -283,7 +284,7 @@ def build_report(
         )
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
     parts = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1><p>Generated {generated}.</p>{intro}",
         _decision_section(decision, reason, rules, champion.version if champion else compared_with),

@@ -95,7 +95,9 @@ class ImageClassifierModel(mlflow.pyfunc.PythonModel):
         height, width = self.image_shape
         expected = f"raw pixel values 0-255 shaped (N, {height}, {width}) or (N, {height * width})"
         try:
-            pixels = np.asarray(model_input.to_numpy() if isinstance(model_input, pd.DataFrame) else model_input, dtype=np.float64)
+            pixels = np.asarray(
+                model_input.to_numpy() if isinstance(model_input, pd.DataFrame) else model_input, dtype=np.float64
+            )
         except (TypeError, ValueError):
             raise _bad_input(f"the input is not numeric; expected {expected}") from None
         if pixels.ndim == 2 and pixels.shape[1] == height * width:

@@ -56,6 +56,7 @@ class WordVectorsModel(mlflow.pyfunc.PythonModel):
         ]
         rows += [
             {"word": w, "in_vocabulary": False, "rank": 0, "neighbour": "", "similarity": 0.0}
-            for w in words if w not in self.index
+            for w in words
+            if w not in self.index
         ]
         return pd.DataFrame(rows, columns=["word", "in_vocabulary", "rank", "neighbour", "similarity"])

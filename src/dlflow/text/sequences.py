@@ -10,9 +10,7 @@ from dlflow.text.tokenize import tokenize
 from dlflow.text.vocabulary import PAD_ID, UNK_ID, Vocabulary
 
 
-def encode_sentences(
-    sentences: Sequence[str], vocabulary: Vocabulary, max_length: int
-) -> tuple[np.ndarray, np.ndarray]:
+def encode_sentences(sentences: Sequence[str], vocabulary: Vocabulary, max_length: int) -> tuple[np.ndarray, np.ndarray]:
     """Tokenise, look up and pad: ``ids`` int64 ``(N, max_length)`` and ``lengths`` int64 ``(N,)``.
 
     Unknown words map to ``<unk>``; sentences longer than ``max_length`` are

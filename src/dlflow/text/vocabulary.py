@@ -25,8 +25,9 @@ _FORMAT = "dlflow.vocabulary/1"
 class Vocabulary:
     """An immutable, ordered word list with counts; id ``i`` is ``words[i]``."""
 
-    def __init__(self, words: Sequence[str], counts: Sequence[int] | np.ndarray, *, min_count: int = 1,
-                 max_size: int | None = None) -> None:
+    def __init__(
+        self, words: Sequence[str], counts: Sequence[int] | np.ndarray, *, min_count: int = 1, max_size: int | None = None
+    ) -> None:
         """Build from the regular words (no specials) and their counts, in id order
         (ids start at 2). Usually called through :meth:`build` or :meth:`from_dict`."""
         words = list(words)
@@ -51,8 +52,7 @@ class Vocabulary:
         self.max_size = max_size
 
     @classmethod
-    def build(cls, token_lists: Iterable[Sequence[str]], *, min_count: int = 1,
-              max_size: int | None = None) -> Vocabulary:
+    def build(cls, token_lists: Iterable[Sequence[str]], *, min_count: int = 1, max_size: int | None = None) -> Vocabulary:
         """Count the tokens and keep those seen at least ``min_count`` times.
 
         ``max_size`` caps ``len(vocabulary)``, the two special tokens included
@@ -80,8 +80,12 @@ class Vocabulary:
         kept = sorted(((w, c) for w, c in counter.items() if c >= min_count), key=lambda wc: (-wc[1], wc[0]))
         if max_size is not None:
             kept = kept[: max_size - len(SPECIALS)]
-        return cls([w for w, _ in kept], [c for _, c in kept], min_count=int(min_count),
-                   max_size=None if max_size is None else int(max_size))
+        return cls(
+            [w for w, _ in kept],
+            [c for _, c in kept],
+            min_count=int(min_count),
+            max_size=None if max_size is None else int(max_size),
+        )
 
     # --- lookups -----------------------------------------------------------------------
 
@@ -170,8 +174,8 @@ class Vocabulary:
         return {
             "format": _FORMAT,
             "specials": list(SPECIALS),
-            "words": list(self._words[len(SPECIALS):]),
-            "counts": self._counts[len(SPECIALS):].tolist(),
+            "words": list(self._words[len(SPECIALS) :]),
+            "counts": self._counts[len(SPECIALS) :].tolist(),
             "min_count": self.min_count,
             "max_size": self.max_size,
         }

@@ -32,6 +32,7 @@ def launcher_rank() -> int:
     """``RANK`` set by ``torchrun`` (or another launcher), else 0."""
     return int(os.environ.get("RANK") or 0)
 
+
 #: Layers whose tables are recorded as MLflow dataset inputs when a node loads them.
 LINEAGE_LAYERS = ("02_intermediate", "05_model_input")
 
@@ -69,7 +70,9 @@ def _silence_secondary_rank() -> None:
     """Under ``torchrun``, rank 0 alone tracks: the other ranks log to a throw-away store."""
     store = Path(tempfile.mkdtemp(prefix=f"dlflow-rank{launcher_rank()}-")) / "mlflow.db"
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
-    logger.info("torchrun rank %d: MLflow tracking goes to a throw-away store (%s); rank 0 tracks the run", launcher_rank(), store)
+    logger.info(
+        "torchrun rank %d: MLflow tracking goes to a throw-away store (%s); rank 0 tracks the run", launcher_rank(), store
+    )
 
 
 class SecondaryRankOutputsHook:
@@ -149,11 +152,7 @@ class LineageHook:
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
         import mlflow
 
-        if (
-            mlflow.active_run() is None
-            or not isinstance(data, pd.DataFrame)
-            or dataset_name in self._logged
-        ):
+        if mlflow.active_run() is None or not isinstance(data, pd.DataFrame) or dataset_name in self._logged:
             return
         self._logged[dataset_name] = table_digest(data)
         context = "evaluation" if "test" in dataset_name else "training"

@@ -33,10 +33,9 @@ def table_digest(table: pd.DataFrame) -> str:
 
 def git_state(path: str | Path) -> dict[str, str]:
     """``git_commit`` and ``git_dirty`` of the repository at ``path`` (empty outside git)."""
+
     def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=path, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
+        return subprocess.run(["git", *args], cwd=path, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")

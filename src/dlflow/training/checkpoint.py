@@ -63,10 +63,7 @@ def config_key(
         "model": describe(model),
         "train_transform": describe(train_transform),
         "loss_fn": describe(loss_fn),
-        "data": [
-            [tensor_fingerprint(t) for t in (*dataset.features, dataset.targets)]
-            for dataset in (train, val)
-        ],
+        "data": [[tensor_fingerprint(t) for t in (*dataset.features, dataset.targets)] for dataset in (train, val)],
     }
     return json_digest(identity, length=16)
 

@@ -27,8 +27,7 @@ def select_device(preference: str | torch.device = "auto") -> torch.device:
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or a torch device, got {preference!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(
-            f"device={str(preference)!r} was requested but CUDA is not available "
-            "(use device='auto' or device='cpu')"
+            f"device={str(preference)!r} was requested but CUDA is not available (use device='auto' or device='cpu')"
         )
     return device
 

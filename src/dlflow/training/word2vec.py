@@ -219,9 +219,7 @@ def _check_inputs(ids: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> t
     if (counts < 0).any():
         raise ValueError("counts must not be negative")
     if offsets.ndim != 1 or len(offsets) < 2 or offsets[0] != 0 or offsets[-1] != len(ids):
-        raise ValueError(
-            f"offsets must be 1-D, start at 0 and end at len(ids)={len(ids)} (one entry per sentence plus one)"
-        )
+        raise ValueError(f"offsets must be 1-D, start at 0 and end at len(ids)={len(ids)} (one entry per sentence plus one)")
     if (np.diff(offsets) < 0).any():
         raise ValueError("offsets must be non-decreasing")
     if len(ids) == 0:
@@ -262,9 +260,7 @@ def _prepare_job(corpus: _Corpus, job: _Job, rng: np.random.Generator) -> dict[s
     return {"centres": centres, "context": context, "bag": bag, "n_context": n_context, "noise": noise}
 
 
-def _noise_scores(
-    h: torch.Tensor, noise_vectors: torch.Tensor, group: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _noise_scores(h: torch.Tensor, noise_vectors: torch.Tensor, group: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores (groups, group, K) of each centre's vector against its group's K noise vectors."""
     n, dim = h.shape
     groups = noise_vectors.shape[0]
@@ -537,7 +533,9 @@ def _kernel_runner(model: Word2Vec, corpus: _Corpus, config: Word2VecConfig) -> 
     noise = corpus.noise.astype(np.int32)  # _TABLE_SIZE entries, a power of two
     skipgram = config.mode == "skipgram"
     probe = np.zeros(1, dtype=corpus.ids.dtype)  # compile before the clock starts, on a job that changes nothing
-    train_job(w_in, w_out, probe, probe.astype(np.int32), np.zeros_like(corpus.keep), noise, SIGMOID_TABLE, 1, 1, 0.0, skipgram, 0)
+    train_job(
+        w_in, w_out, probe, probe.astype(np.int32), np.zeros_like(corpus.keep), noise, SIGMOID_TABLE, 1, 1, 0.0, skipgram, 0
+    )
 
     def run(job: _Job) -> float | None:
         _, loss, examples = train_job(

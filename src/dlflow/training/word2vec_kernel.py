@@ -32,7 +32,9 @@ _MULTIPLIER = np.uint64(25214903917)
 _INCREMENT = np.uint64(11)
 _MAX_EXP = 6.0  # a score beyond +-6 saturates the sigmoid: that example takes no step (as in gensim)
 _SIGMOID_STEPS = 1000  # ... which is tabulated in this many steps over [-6, 6), as in word2vec.c
-SIGMOID_TABLE = (1.0 / (1.0 + np.exp(-((np.arange(_SIGMOID_STEPS) + 0.5) / _SIGMOID_STEPS * 2 - 1) * _MAX_EXP))).astype(np.float32)
+SIGMOID_TABLE = (1.0 / (1.0 + np.exp(-((np.arange(_SIGMOID_STEPS) + 0.5) / _SIGMOID_STEPS * 2 - 1) * _MAX_EXP))).astype(
+    np.float32
+)
 _MONITOR_EVERY = 16  # the loss (monitoring only) is computed for every 16th centre word
 
 
@@ -49,8 +51,14 @@ def _uniform(state: np.uint64) -> float:
 
 @numba.njit(nogil=True, fastmath=True, cache=True, inline="always")
 def _step(
-    h: np.ndarray, h_row: int, w_out: np.ndarray, target: int, label: float, alpha: np.float32,
-    error: np.ndarray, sigmoid: np.ndarray,
+    h: np.ndarray,
+    h_row: int,
+    w_out: np.ndarray,
+    target: int,
+    label: float,
+    alpha: np.float32,
+    error: np.ndarray,
+    sigmoid: np.ndarray,
 ) -> np.float32:
     """One logistic step of input vector ``h[h_row]`` against output vector ``w_out[target]``:
     adds the input's gradient to ``error``, updates the output vector; returns the score.

@@ -134,9 +134,7 @@ def predict_cnn(
     )
 
 
-def plot_cnn_mistakes(
-    test_split: pd.DataFrame, predictions: pd.DataFrame, class_names: list[str], max_examples: int
-) -> Any:
+def plot_cnn_mistakes(test_split: pd.DataFrame, predictions: pd.DataFrame, class_names: list[str], max_examples: int) -> Any:
     """A grid of the most confident misclassified test images."""
     from dlflow.evaluation.plots import plot_misclassified
 

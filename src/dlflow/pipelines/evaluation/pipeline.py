@@ -9,7 +9,12 @@ def create_pipeline(namespace: str, predictions: str, class_names: str, training
     """Evaluation of one family's test predictions, with its datasets prefixed by ``namespace``."""
     template = pipeline(
         [
-            node(evaluate_classifier, ["predictions", "class_names"], ["metrics", "test_metrics", "scores"], name="evaluate_classifier"),
+            node(
+                evaluate_classifier,
+                ["predictions", "class_names"],
+                ["metrics", "test_metrics", "scores"],
+                name="evaluate_classifier",
+            ),
             node(plot_confusion, ["predictions", "class_names"], "confusion_matrix_plot", name="plot_confusion"),
             node(plot_history, "training_history", "learning_curves_plot", name="plot_learning_curves"),
         ]

@@ -140,9 +140,7 @@ def predict_images(model: Any, images: np.ndarray, model_info: dict[str, Any], p
     return answers[["prediction", "label_name", "probability"]].assign(**_model_columns(model_info))
 
 
-def predict_sentences(
-    model: Any, sentences: pd.DataFrame, model_info: dict[str, Any], params: dict[str, Any]
-) -> pd.DataFrame:
+def predict_sentences(model: Any, sentences: pd.DataFrame, model_info: dict[str, Any], params: dict[str, Any]) -> pd.DataFrame:
     """One row per sentence: ``sentence``, ``label`` (class name), ``probability`` and the model columns."""
     batch_size = InferenceModelParams.model_validate(params).batch_size
     answers = pd.concat(_batches(model, sentences, batch_size), ignore_index=True)

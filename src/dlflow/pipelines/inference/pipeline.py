@@ -1,7 +1,7 @@
 """``inference_cnn`` / ``inference_rnn``: the registered ``champion`` (or any alias) scores a file.
 
-    kedro run --pipeline inference_cnn --params images_path=/data/my-images-idx3-ubyte.gz
-    kedro run --pipeline inference_rnn --params sentences_path=/data/reviews.txt,inference.rnn.alias=challenger
+kedro run --pipeline inference_cnn --params images_path=/data/my-images-idx3-ubyte.gz
+kedro run --pipeline inference_rnn --params sentences_path=/data/reviews.txt,inference.rnn.alias=challenger
 """
 
 from kedro.pipeline import Pipeline, node, pipeline

@@ -48,10 +48,9 @@ def list_class_names(image_source: str) -> list[str]:
     return list(get_image_source(image_source).class_names)
 
 
-def summarise_image_data(
-    train: pd.DataFrame, test: pd.DataFrame, class_names: list[str]
-) -> tuple[dict, Any]:
+def summarise_image_data(train: pd.DataFrame, test: pd.DataFrame, class_names: list[str]) -> tuple[dict, Any]:
     """Class counts per split (JSON for MLflow) and a bar chart of the training split."""
+
     def counts(table: pd.DataFrame) -> dict[str, int]:
         found = np.bincount(table["label"].to_numpy(), minlength=len(class_names))
         return {name: int(n) for name, n in zip(class_names, found)}

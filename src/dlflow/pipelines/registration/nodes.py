@@ -119,7 +119,7 @@ def build_promotion_report(candidate: dict[str, Any], registration: dict[str, An
     if version is None:
         return (
             f"<!DOCTYPE html><html><body><p>{html.escape(registration['model_uri'])}: logged to the run, not registered "
-        "(registration.enabled is false).</p></body></html>"
+            "(registration.enabled is false).</p></body></html>"
         )
     side = ModelSide(
         label=f"candidate v{version}", version=version, run_id=registration["run_id"], scores=candidate["scores"],

@@ -19,8 +19,18 @@ def create_classifier_pipeline() -> Pipeline:
     return pipeline(
         [
             node(list_text_class_names, None, "text_class_names", name="list_text_class_names"),
-            node(encode_polarity, ["mr_sentences", "text_vocabulary", "params:rnn"], "rnn_encoded_sentences", name="encode_polarity"),
-            node(build_embedding_matrix, ["word2vec_vectors", "text_vocabulary", "params:rnn"], "rnn_initial_embeddings", name="build_embedding_matrix"),
+            node(
+                encode_polarity,
+                ["mr_sentences", "text_vocabulary", "params:rnn"],
+                "rnn_encoded_sentences",
+                name="encode_polarity",
+            ),
+            node(
+                build_embedding_matrix,
+                ["word2vec_vectors", "text_vocabulary", "params:rnn"],
+                "rnn_initial_embeddings",
+                name="build_embedding_matrix",
+            ),
             node(
                 cross_validate_rnn,
                 ["rnn_encoded_sentences", "rnn_initial_embeddings", "params:rnn"],

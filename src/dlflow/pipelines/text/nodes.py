@@ -45,9 +45,7 @@ def build_text_corpus(
         "brown": brown,
         "user": user,
     }
-    sentences = [
-        sentence for name in text.corpora for sentence in sources[name]() * text.corpus_repeats.get(name, 1)
-    ]
+    sentences = [sentence for name in text.corpora for sentence in sources[name]() * text.corpus_repeats.get(name, 1)]
     if text.max_corpus_sentences is not None:
         sentences = sentences[: text.max_corpus_sentences]
     tokens = [t for t in (tokenize(s) for s in sentences) if t]

@@ -11,7 +11,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(prepare_polarity, ["mr_polarity_raw", "params:text"], "mr_sentences", name="prepare_polarity"),
             node(
                 build_text_corpus,
-                ["mr_sentences", "subjectivity_corpus_raw", "movie_reviews_corpus_raw", "brown_corpus_raw", "user_corpus_raw", "params:text"],
+                [
+                    "mr_sentences",
+                    "subjectivity_corpus_raw",
+                    "movie_reviews_corpus_raw",
+                    "brown_corpus_raw",
+                    "user_corpus_raw",
+                    "params:text",
+                ],
                 "text_corpus",
                 name="build_text_corpus",
             ),

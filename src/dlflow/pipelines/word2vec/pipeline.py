@@ -30,7 +30,9 @@ def create_training_pipeline() -> Pipeline:
                 name="train_word2vec",
                 tags="embeddings",
             ),
-            node(word2vec_training_metrics, "word2vec_training_report", "word2vec_training_metrics", name="log_word2vec_training"),
+            node(
+                word2vec_training_metrics, "word2vec_training_report", "word2vec_training_metrics", name="log_word2vec_training"
+            ),
         ]
     )
 
