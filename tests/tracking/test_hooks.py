@@ -28,6 +28,7 @@ def run(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(uri)
     while mlflow.active_run() is not None:
         mlflow.end_run()
+    mlflow.set_experiment("unit")  # not an experiment id an earlier test made current in another store
     with mlflow.start_run() as active:
         yield active
     mlflow.end_run()

@@ -25,6 +25,7 @@ def client(tmp_path, monkeypatch) -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     while mlflow.active_run() is not None:  # one left open by an earlier test in this process
         mlflow.end_run()
+    mlflow.set_experiment("unit")  # not an experiment id an earlier test made current in another store
     return MlflowClient(uri)
 
 
