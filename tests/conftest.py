@@ -18,6 +18,26 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("DLFLOW_DATA_MIRROR", REPO_ROOT.parent / "shared" / "data")).resolve()
 
 
+@pytest.fixture(autouse=True)
+def _no_mlflow_state_between_tests():
+    """Each test starts without an active MLflow run or current experiment left by an earlier one.
+
+    ``mlflow.set_experiment`` (kedro-mlflow calls it in every in-process run) remembers the
+    experiment id in the process and in ``MLFLOW_EXPERIMENT_ID``; that id belongs to the earlier
+    test's store, and a later ``mlflow.start_run()`` on another store would fail with it.
+    """
+    yield
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow
+    from mlflow.tracking import fluent
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    fluent._active_experiment_id = None
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+
+
 @pytest.fixture(scope="session")
 def data_mirror() -> Path:
     """The offline mirror of the real data sets (../shared/data or $DLFLOW_DATA_MIRROR)."""
