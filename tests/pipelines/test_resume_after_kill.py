@@ -22,24 +22,34 @@ pytestmark = pytest.mark.e2e
 EPOCHS = "cnn.training.epochs=4"
 
 
+def child_env() -> dict[str, str]:
+    """This process's environment (the fixture's MLflow store) for a ``kedro run`` child, telemetry off."""
+    return os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
+
+
+def kill_once(command: list[str], project: Path, recorded, what: str, seconds: float) -> None:
+    """Start ``command`` in ``project`` and ``kill -9`` its process group as soon as ``recorded()`` holds."""
+    MlflowClient().search_experiments()  # the store's tables exist before the child starts: no two processes create them
+    victim = subprocess.Popen(
+        command, cwd=project, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + seconds
+    while not recorded():
+        assert victim.poll() is None, f"the run ended before {what} was recorded"
+        assert time.monotonic() < deadline, f"no {what} recorded within {seconds:.0f} s"
+        time.sleep(0.1)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+
+
 def kedro_run(*params: str) -> list[str]:
     return [sys.executable, "-m", "kedro", "run", "--pipeline", "cnn", "--env", "test", "--params", ",".join(params)]
 
 
 def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
-    env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
+    env = child_env()
     checkpoints = kedro_project / "data/06_models/checkpoints/cnn-test"
-
     client = MlflowClient()
-    client.search_experiments()  # the store's tables exist before the child starts: no two processes create them
-    victim = subprocess.Popen(
-        kedro_run(EPOCHS),
-        cwd=kedro_project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
 
     def first_epoch_done() -> bool:
         """Epoch 1 is checkpointed and its metrics are in MLflow (the loop checkpoints first)."""
@@ -49,13 +59,7 @@ def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
         runs = client.search_runs([experiment.experiment_id])
         return bool(runs) and bool(client.get_metric_history(runs[0].info.run_id, "train_loss"))
 
-    deadline = time.monotonic() + 240
-    while not first_epoch_done():
-        assert victim.poll() is None, "the run ended before its first epoch was recorded"
-        assert time.monotonic() < deadline, "no epoch recorded within 4 minutes"
-        time.sleep(0.1)
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait()
+    kill_once(kedro_run(EPOCHS), kedro_project, first_epoch_done, "the first epoch", 240)
 
     experiment = client.get_experiment_by_name("dlflow")
     (killed,) = client.search_runs([experiment.experiment_id])
@@ -88,27 +92,17 @@ def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
 
 def test_killed_rnn_run_resumes_with_the_vectors_it_trained(kedro_project: Path) -> None:
     """The resumed run does not retrain Word2Vec: the node cache vouches for the vectors written before the kill."""
-    env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
+    env = child_env()
     command = [sys.executable, "-m", "kedro", "run", "--pipeline", "rnn", "--env", "test", "--params", "rnn.training.epochs=6"]
     vectors = kedro_project / "data/06_models/word2vec/vectors.txt"
     client = MlflowClient()
-    client.search_experiments()  # the store's tables exist before the child starts: no two processes create them
-    victim = subprocess.Popen(
-        command, cwd=kedro_project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
 
     def rnn_epoch_done() -> bool:
         experiment = client.get_experiment_by_name("dlflow")
         runs = client.search_runs([experiment.experiment_id]) if experiment is not None else []
         return bool(runs) and bool(client.get_metric_history(runs[0].info.run_id, "train_loss"))
 
-    deadline = time.monotonic() + 300
-    while not rnn_epoch_done():
-        assert victim.poll() is None, "the run ended before its first RNN epoch was recorded"
-        assert time.monotonic() < deadline, "no RNN epoch recorded within 5 minutes"
-        time.sleep(0.1)
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait()
+    kill_once(command, kedro_project, rnn_epoch_done, "the first RNN epoch", 300)
     trained = vectors.read_bytes()
     experiment = client.get_experiment_by_name("dlflow")
     (killed,) = client.search_runs([experiment.experiment_id])
