@@ -42,8 +42,8 @@ def test_cross_validation_predicts_every_sentence_out_of_fold():
     words = list(Vocabulary.from_dict(vocabulary).words[2:])  # without <pad>, <unk>
     vectors = {"words": words, "vectors": np.random.default_rng(0).normal(size=(len(words), 6)).astype(np.float32)}
 
-    encoded = encode_polarity(mr, vocabulary, RNN)
-    embeddings = build_embedding_matrix(vectors, vocabulary, RNN)
+    encoded = encode_polarity(mr, vocabulary, RNN["max_length"])
+    embeddings = build_embedding_matrix(vectors, vocabulary, seed=42)
     assert embeddings.shape == (len(words) + 2, 6) and not embeddings[0].any()
 
     model, history, predictions, metrics, report = cross_validate_rnn(encoded, embeddings, RNN)

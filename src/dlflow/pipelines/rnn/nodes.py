@@ -43,10 +43,9 @@ def list_text_class_names() -> list[str]:
     return list(CLASS_NAMES)
 
 
-def encode_polarity(mr_sentences: pd.DataFrame, text_vocabulary: dict, params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Token ids ``(N, max_length)``, lengths, labels and folds of the MR sentences."""
-    rnn: RnnParams = parse("rnn", params)
-    ids, lengths = encode_sentences(mr_sentences["sentence"].tolist(), Vocabulary.from_dict(text_vocabulary), rnn.max_length)
+def encode_polarity(mr_sentences: pd.DataFrame, text_vocabulary: dict, max_length: int) -> dict[str, np.ndarray]:
+    """Token ids ``(N, max_length)``, lengths, labels and folds of the MR sentences (``params:rnn.max_length``)."""
+    ids, lengths = encode_sentences(mr_sentences["sentence"].tolist(), Vocabulary.from_dict(text_vocabulary), max_length)
     return {
         "ids": ids,
         "lengths": lengths,
@@ -55,7 +54,7 @@ def encode_polarity(mr_sentences: pd.DataFrame, text_vocabulary: dict, params: d
     }
 
 
-def build_embedding_matrix(word_vectors: dict[str, Any], text_vocabulary: dict, params: dict[str, Any]) -> np.ndarray:
+def build_embedding_matrix(word_vectors: dict[str, Any], text_vocabulary: dict, seed: int) -> np.ndarray:
     """Vocabulary-aligned initial embeddings: Word2Vec rows where the word has a vector.
 
     Words without a vector get uniform(-0.25, 0.25) rows as in Kim (2014);
@@ -64,7 +63,7 @@ def build_embedding_matrix(word_vectors: dict[str, Any], text_vocabulary: dict, 
     vocabulary = Vocabulary.from_dict(text_vocabulary)
     vectors = np.asarray(word_vectors["vectors"], dtype=np.float32)
     index = {word: row for row, word in enumerate(word_vectors["words"])}
-    rng = np.random.default_rng(parse("rnn", params).training.seed)
+    rng = np.random.default_rng(seed)  # params:rnn.training.seed
     matrix = rng.uniform(-0.25, 0.25, size=(len(vocabulary), vectors.shape[1])).astype(np.float32)
     found = 0
     for word_id, word in enumerate(vocabulary.words):
@@ -191,13 +190,12 @@ def cross_validate_naive_bayes(mr_sentences: pd.DataFrame, params: dict[str, Any
 
 
 def package_rnn(
-    model: Any, text_vocabulary: dict, mr_sentences: pd.DataFrame, predictions: pd.DataFrame, params: dict[str, Any]
+    model: Any, text_vocabulary: dict, mr_sentences: pd.DataFrame, predictions: pd.DataFrame, max_length: int
 ) -> dict[str, Any]:
     """The servable model (raw sentences in, label and probability out), an example and the test digest."""
     from dlflow.serving.sentence_classifier import SentenceClassifierModel
 
-    rnn: RnnParams = parse("rnn", params)
-    servable = SentenceClassifierModel(model, Vocabulary.from_dict(text_vocabulary), CLASS_NAMES, rnn.max_length)
+    servable = SentenceClassifierModel(model, Vocabulary.from_dict(text_vocabulary), CLASS_NAMES, max_length)
     evaluated = mr_sentences.iloc[predictions["row"].to_numpy()]
     return {
         "model": servable,

@@ -21,13 +21,13 @@ def create_classifier_pipeline() -> Pipeline:
             node(list_text_class_names, None, "text_class_names", name="list_text_class_names"),
             node(
                 encode_polarity,
-                ["mr_sentences", "text_vocabulary", "params:rnn"],
+                ["mr_sentences", "text_vocabulary", "params:rnn.max_length"],
                 "rnn_encoded_sentences",
                 name="encode_polarity",
             ),
             node(
                 build_embedding_matrix,
-                ["word2vec_vectors", "text_vocabulary", "params:rnn"],
+                ["word2vec_vectors", "text_vocabulary", "params:rnn.training.seed"],
                 "rnn_initial_embeddings",
                 name="build_embedding_matrix",
             ),
@@ -45,7 +45,7 @@ def create_classifier_pipeline() -> Pipeline:
             ),
             node(
                 package_rnn,
-                ["rnn_model", "text_vocabulary", "mr_sentences", "rnn_test_predictions", "params:rnn"],
+                ["rnn_model", "text_vocabulary", "mr_sentences", "rnn_test_predictions", "params:rnn.max_length"],
                 "rnn_package",
                 name="package_rnn",
             ),
