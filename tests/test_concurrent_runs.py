@@ -34,7 +34,7 @@ def test_four_runs_at_once_on_the_embedded_store_all_complete(kedro_project, dat
         assert process.returncode == 0, output[-4000:]
 
     client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
-    runs = client.search_runs([client.get_experiment_by_name("dlflow").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("dlflow/cnn").experiment_id])
     assert len(runs) == RUNS
     for run in runs:
         assert run.info.status == "FINISHED"

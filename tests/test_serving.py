@@ -152,8 +152,41 @@ def test_served_rnn_agrees_with_batch_inference(registered_project: Path, rnn_se
     assert (answers["p_negative"] + answers["p_positive"]).to_numpy() == pytest.approx(1.0, abs=1e-5)
 
 
-def test_served_cnn_rejects_images_of_the_wrong_shape(cnn_server: str) -> None:
+def refusal(url: str, payload: dict | str) -> str:
+    """POST ``payload`` (a dict, or raw JSON text); assert HTTP 400 and return the server's message."""
+    body = payload if isinstance(payload, str) else json.dumps(payload)
+    request = urllib.request.Request(f"{url}/invocations", data=body.encode(), headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as error:
-        invoke(cnn_server, {"inputs": np.zeros((2, 32, 32)).tolist()})
-    assert error.value.code == 400
-    assert "shape" in error.value.read().decode()
+        urllib.request.urlopen(request, timeout=REQUEST_SECONDS)
+    assert error.value.code == 400, error.value.read().decode()
+    return error.value.read().decode()
+
+
+def test_served_cnn_refuses_garbage_with_400_saying_what_it_expects(cnn_server: str) -> None:
+    image = np.full((1, 28, 28), 100.0)
+    assert "shape" in refusal(cnn_server, {"inputs": np.zeros((2, 32, 32)).tolist()})
+    nan = image.copy()
+    nan[0, 3, 4] = np.nan
+    message = refusal(cnn_server, json.dumps({"inputs": nan.tolist()}))  # NaN: Python's JSON extension, as clients send it
+    assert "nan" in message and "row 3, column 4" in message and "0-255" in message
+    for value, shown in ((1e30, "1e+30"), (-500.0, "-500"), (255.5, "255.5"), (np.inf, "inf")):
+        bad = image.copy()
+        bad[0, 0, 0] = value
+        message = refusal(cnn_server, json.dumps({"inputs": bad.tolist()}))
+        assert shown in message and "0-255" in message, message
+    # strings: MLflow's own input parsing (the float32 signature) refuses them before the model sees them
+    assert "could not convert string to float" in refusal(cnn_server, {"inputs": [[["a"] * 28] * 28]})
+    answers = invoke(cnn_server, {"inputs": image.astype(int).tolist()})  # integers are fine
+    assert len(answers) == 1 and answers[0]["label_name"]
+
+
+def test_served_rnn_refuses_empty_or_non_string_sentences_with_400(rnn_server: str) -> None:
+    for records, needle in (
+        ([{"sentence": "a fine film"}, {"sentence": "   "}], "row 1: the sentence is empty"),
+        ([{"sentence": ""}], "row 0: the sentence is empty"),
+        ([{"sentence": "good"}, {"sentence": None}], "sentence"),
+        ([{"sentence": 42}], "sentence"),
+        ([{"review": "no sentence column"}], "sentence"),
+    ):
+        message = refusal(rnn_server, {"dataframe_records": records})
+        assert needle in message, (records, message)

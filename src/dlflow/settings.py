@@ -18,7 +18,8 @@ from kedro.config import OmegaConfigLoader
 from dlflow.tracking.hooks import (
     LineageHook,
     ParameterValidationHook,
-    ResumeRunHook,
+    RunDescriptionHook,
+    RunIdentityHook,
     SecondaryRankOutputsHook,
     TimingHook,
     TrackingStoreHook,
@@ -60,10 +61,15 @@ HOOKS = (
     ParameterValidationHook(),
     TrackingStoreHook(),
     SecondaryRankOutputsHook(),
-    ResumeRunHook(),
+    RunIdentityHook(),
+    RunDescriptionHook(),
     LineageHook(),
     TimingHook(),
 )
+
+# kedro-viz records a run's events only under Kedro's plain SequentialRunner (it matches the runner's repr), and
+# warns on every run of dlflow's SkipUnchangedRunner; its pictures (`kedro viz`, `kedro viz build`) need no hooks.
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -75,5 +81,6 @@ CONFIG_LOADER_ARGS = {
     },
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
+        "experiments": ["experiments*", "experiments*/**"],  # dlflow.tracking.naming: each family's experiment
     },
 }

@@ -158,7 +158,7 @@ def test_a_second_cnn_run_reuses_ingestion_and_preprocessing_and_says_so_in_mlfl
     run_pipeline("cnn", tags=["ingestion", "preprocessing"])
     client = mlflow.MlflowClient()
     first, second = sorted(
-        client.search_runs([client.get_experiment_by_name("dlflow").experiment_id]), key=lambda r: r.info.start_time
+        client.search_runs([client.get_experiment_by_name("dlflow/cnn").experiment_id]), key=lambda r: r.info.start_time
     )
     reused = {key.removeprefix(REUSED_TAG): value for key, value in second.data.tags.items() if key.startswith(REUSED_TAG)}
     assert set(reused) == {
@@ -179,7 +179,7 @@ def test_nodes_rerun_only_for_the_parameters_they_read(kedro_project):
     run_pipeline("cnn", tags=data_nodes, **{"cnn.data.split_seed": 7})
     client = mlflow.MlflowClient()
     first, new_lr, new_seed = sorted(
-        client.search_runs([client.get_experiment_by_name("dlflow").experiment_id]), key=lambda r: r.info.start_time
+        client.search_runs([client.get_experiment_by_name("dlflow/cnn").experiment_id]), key=lambda r: r.info.start_time
     )
 
     def reused(run) -> set[str]:

@@ -99,7 +99,7 @@ def test_utf8_read_of_latin1_names_file_offset_and_fix(tmp_path: Path) -> None:
 
 def test_utf8_file_declared_ascii_suggests_utf8(tmp_path: Path) -> None:
     path = write(tmp_path / "u.txt", "first line\nsecond naïve line\n".encode())
-    with pytest.raises(DataValidationError, match=r"line 2.*encoding='utf-8'"):
+    with pytest.raises(DataValidationError, match=r"line 2.*encoding=utf-8"):
         list(read_corpus(path, encoding="ascii"))
 
 

@@ -152,3 +152,21 @@ def test_errors_are_the_projects_own(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as info:
         PolarityDataset(filepath=str(tmp_path / "nothing"), mirror=str(tmp_path)).load()
     assert isinstance(info.value.__cause__, DataSourceError)
+
+
+def test_undecodable_user_corpus_names_the_parameter_to_set(tmp_path: Path) -> None:
+    """The catalog's user corpus is decoded as ``user_corpus_encoding``: that is what the error tells the user to set."""
+    archive = tmp_path / "reviews.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("part1.txt", "fine\n".encode())
+        bundle.writestr("part2.txt", "un film tr\xe8s bien\n".encode("latin-1"))
+    dataset = TextCorpusDataset(filepath=str(archive), encoding_parameter="user_corpus_encoding")
+    with pytest.raises(DatasetError) as error:
+        dataset.load()
+    message = str(error.value)
+    for needle in ("reviews.zip", "part2.txt", "line 1", "0xe8", "use --params user_corpus_encoding=latin-1"):
+        assert needle in message, message
+    assert "use encoding=" not in message
+    plain = TextCorpusDataset(filepath=str(archive))  # no parameter named: the dataset's own argument
+    with pytest.raises(DatasetError, match=r"use encoding=latin-1"):
+        plain.load()

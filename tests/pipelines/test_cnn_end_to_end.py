@@ -8,6 +8,7 @@ and where the promotion gate put the ``champion`` alias.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import mlflow
@@ -36,13 +37,33 @@ def artifact_paths(client: MlflowClient, run_id: str, path: str = "") -> set[str
     return found
 
 
+def _commit_project(project: Path) -> str:
+    """Make ``project`` a git repository with one commit; its sha."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(project)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "test"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+
 def test_cnn_pipeline_tracks_registers_and_gates(kedro_project: Path) -> None:
+    commit = _commit_project(kedro_project)
     run_cnn(kedro_project)
 
     client = MlflowClient()
-    experiment = client.get_experiment_by_name("dlflow")
+    experiment = client.get_experiment_by_name("dlflow/cnn")  # the family's own experiment
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
+
+    # a run a person can tell apart: named after its family and settings, described, with readable tags
+    assert run.info.run_name == "cnn fast fashion_mnist 2ep [test]"
+    description = run.data.tags["mlflow.note.content"]
+    assert "fast CNN trained on fashion_mnist (2000 training images, 2 epochs" in description
+    assert "**Result:** test_accuracy" in description and f"{MODEL_NAME} v1, gate decision: promoted" in description
+    assert run.data.tags["runner"] == "dlflow.caching.runner.SkipUnchangedRunner"
+    assert not {key: value for key, value in run.data.tags.items() if " object at 0x" in value}
+    assert "run_id" not in run.data.tags and run.data.tags["kedro_session_id"]  # Kedro's session id, renamed
+    assert run.data.tags["git_commit"] == commit
 
     # live per-epoch curves (step = epoch) and the test metrics
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train_loss")] == [1, 2]
@@ -83,13 +104,27 @@ def test_cnn_pipeline_tracks_registers_and_gates(kedro_project: Path) -> None:
     assert champion.run_id == run.info.run_id
     assert champion.tags["test_data_digest"] == inputs["cnn_test_split"]
     assert float(champion.tags["metric_value"]) == pytest.approx(accuracy, abs=1e-6)
+    class_names = json.loads(Path("data/02_intermediate/fashion_mnist/class_names.json").read_text())
+
+    # ... and explaining itself: commit, run, data digests, classes, headline metrics, what the input must be
+    assert champion.tags["git_commit"] == commit and champion.tags["run_id"] == run.info.run_id
+    assert json.loads(champion.tags["class_names"]) == class_names
+    training_data = json.loads(champion.tags["training_data"])
+    assert {"cnn_train_split", "cnn_val_split"} <= set(training_data) and "cnn_test_split" not in training_data
+    assert all(inputs[name] == digest for name, digest in training_data.items())
+    assert len(champion.tags["training_data_digest"]) == 16
+    for needle in (f"test_accuracy {accuracy:.4f}", run.info.run_id, commit, inputs["cnn_test_split"], "0: T-shirt/top",
+                   "raw pixel values 0-255", "`label_name`", "Champion-vs-challenger report]("):  # fmt: skip
+        assert needle in champion.description, (needle, champion.description)
+    registered = client.get_registered_model(MODEL_NAME)
+    assert "Image classifier (fast CNN)" in registered.description and "9: Ankle boot" in registered.description
+    assert mlflow.models.get_model_info(f"models:/{MODEL_NAME}/1").metadata["class_names"] == class_names
 
     # the registered model takes raw pixels and agrees with the pipeline's accuracy
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
     test = pd.read_parquet("data/05_model_input/cnn/test.parquet")
     pixels = table_images(test, (28, 28)).astype(np.float32)
     answers = model.predict(pixels)
-    class_names = json.loads(Path("data/02_intermediate/fashion_mnist/class_names.json").read_text())
     assert list(answers.columns) == ["prediction", "label_name", "probability", *(f"p_{c}" for c in class_names)]
     assert answers["label_name"].tolist() == [class_names[i] for i in answers["prediction"]]
     served_accuracy = float((answers["prediction"].to_numpy() == test["label"].to_numpy()).mean())
@@ -110,7 +145,7 @@ def test_cnn_pipeline_tracks_registers_and_gates(kedro_project: Path) -> None:
     assert "No champion yet" in first_report
     report_uri = worse.tags["promotion_report"]
     assert report_uri.endswith("registration/cnn/champion_vs_challenger.html") and worse.run_id in report_uri
-    assert report_uri in worse.description and "not_promoted" in worse.description
+    assert report_uri in worse.description and "**not_promoted**" in worse.description
     report = mlflow.artifacts.load_text(report_uri)
     assert "champion v1" in report and "candidate v2" in report and "Not promoted" in report
     assert f"{accuracy:.4f}" in report and f"{float(worse.tags['metric_value']):.4f}" in report
@@ -137,5 +172,5 @@ def test_bad_parameter_stops_the_run_before_any_work(kedro_project: Path) -> Non
         run_cnn(kedro_project, **{"cnn.training.lr": -0.5})
     assert not any(Path("data").rglob("*.parquet"))
     assert not Path("data/01_raw").exists() or not any(Path("data/01_raw").iterdir())
-    experiment = MlflowClient().get_experiment_by_name("dlflow")
+    experiment = MlflowClient().get_experiment_by_name("dlflow/cnn")
     assert experiment is None or not MlflowClient().search_runs([experiment.experiment_id])

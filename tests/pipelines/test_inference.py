@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from dlflow.ingest.idx import read_idx, write_idx
 from dlflow.io import ImagesFileDataset, SentencesFileDataset
 from tests.conftest import copy_project, run_pipeline
+from tests.mlflow_queries import pipeline_filter
 
 pytestmark = pytest.mark.e2e
 
@@ -75,12 +76,13 @@ def write_test_images(path: Path, mirror: Path, count: int) -> np.ndarray:
     return images
 
 
-def latest_run(name: str):
+def latest_run(pipeline: str):
+    """The newest finished run of ``pipeline``, in the inference experiment."""
     client = MlflowClient()
-    experiment = client.get_experiment_by_name("dlflow")
+    experiment = client.get_experiment_by_name("dlflow/inference")
     runs = client.search_runs(
         [experiment.experiment_id],
-        f"tags.mlflow.runName = '{name}' and attributes.status = 'FINISHED'",
+        pipeline_filter(pipeline) + " and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
     )
     return runs[0]
@@ -168,8 +170,16 @@ def test_bad_input_or_parameters_stop_before_scoring(registered_project: Path) -
     with pytest.raises(ValueError, match=wrong_shape):
         run_pipeline("inference_cnn", images_path=str(registered_project / "big.idx"))
     pd.DataFrame({"text": SENTENCES}).to_parquet(registered_project / "no_sentence.parquet")
-    with pytest.raises(ValueError, match=r"lacks column\(s\) \['sentence'\]"):
+    with pytest.raises(DatasetError, match=r"no_sentence\.parquet has no 'sentence' column"):
         run_pipeline("inference_rnn", sentences_path=str(registered_project / "no_sentence.parquet"))
+    pd.DataFrame({"sentence": ["fine .", "good .", ""]}).to_parquet(registered_project / "gap.parquet")
+    with pytest.raises(DatasetError, match=r"gap\.parquet: row 2 has the sentence ''; every row needs a non-empty string"):
+        run_pipeline("inference_rnn", sentences_path=str(registered_project / "gap.parquet"))
+    pixels = [np.full(784, 7.0)] * 3
+    pixels[1] = np.r_[np.full(783, 7.0), np.nan]
+    pd.DataFrame({"pixels": pixels}).to_parquet(registered_project / "nan.parquet")
+    with pytest.raises(DatasetError, match=r"nan\.parquet: 'pixels' row 1 has the value nan at position 783: .* 0-255"):
+        run_pipeline("inference_cnn", images_path=str(registered_project / "nan.parquet"))
     (registered_project / "blank.txt").write_text("\n  \n")
     with pytest.raises(ValueError, match=r"The input is empty: nothing for dlflow-rnn-mr-test version 1 to score"):
         run_pipeline("inference_rnn", sentences_path=str(registered_project / "blank.txt"))
@@ -186,6 +196,13 @@ def test_input_datasets_read_idx_parquet_and_text(tmp_path: Path) -> None:
     pd.DataFrame({"pixels": [np.zeros(4, np.uint8), np.zeros(9, np.uint8)]}).to_parquet(tmp_path / "ragged.parquet")
     with pytest.raises(DatasetError, match="differ in length"):
         ImagesFileDataset(filepath=str(tmp_path / "ragged.parquet")).load()
+    for bad, row, shown in (([-5.0], 0, "-5"), ([300.0], 0, "300"), ([1.5], 0, "1.5"), ([np.inf], 0, "inf")):
+        pd.DataFrame({"pixels": [np.r_[np.zeros(3), bad]]}).to_parquet(tmp_path / "bad.parquet")
+        with pytest.raises(DatasetError, match=rf"bad\.parquet: 'pixels' row {row} has the value {shown} at position 3"):
+            ImagesFileDataset(filepath=str(tmp_path / "bad.parquet")).load()
+    pd.DataFrame({"pixels": [["1", "2"], ["a", "b"]]}).to_parquet(tmp_path / "text.parquet")
+    with pytest.raises(DatasetError, match=r"'pixels' row 1 is not numbers"):
+        ImagesFileDataset(filepath=str(tmp_path / "text.parquet")).load()
     pd.DataFrame({"label": [1]}).to_parquet(tmp_path / "labels.parquet")
     with pytest.raises(DatasetError, match="no 'pixels' column"):
         ImagesFileDataset(filepath=str(tmp_path / "labels.parquet")).load()

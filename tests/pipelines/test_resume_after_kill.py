@@ -53,7 +53,7 @@ def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
 
     def first_epoch_done() -> bool:
         """Epoch 1 is checkpointed and its metrics are in MLflow (the loop checkpoints first)."""
-        experiment = client.get_experiment_by_name("dlflow")
+        experiment = client.get_experiment_by_name("dlflow/cnn")
         if not list(checkpoints.glob("*/*/last.pt")) or experiment is None:  # <run id>/<config key>/
             return False
         runs = client.search_runs([experiment.experiment_id])
@@ -61,7 +61,7 @@ def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
 
     kill_once(kedro_run(EPOCHS), kedro_project, first_epoch_done, "the first epoch", 240)
 
-    experiment = client.get_experiment_by_name("dlflow")
+    experiment = client.get_experiment_by_name("dlflow/cnn")
     (killed,) = client.search_runs([experiment.experiment_id])
     assert killed.info.status == "RUNNING"  # what kill -9 leaves behind
     done_before_kill = len(client.get_metric_history(killed.info.run_id, "train_loss"))
@@ -98,13 +98,13 @@ def test_killed_rnn_run_resumes_with_the_vectors_it_trained(kedro_project: Path)
     client = MlflowClient()
 
     def rnn_epoch_done() -> bool:
-        experiment = client.get_experiment_by_name("dlflow")
+        experiment = client.get_experiment_by_name("dlflow/rnn")
         runs = client.search_runs([experiment.experiment_id]) if experiment is not None else []
         return bool(runs) and bool(client.get_metric_history(runs[0].info.run_id, "train_loss"))
 
     kill_once(command, kedro_project, rnn_epoch_done, "the first RNN epoch", 300)
     trained = vectors.read_bytes()
-    experiment = client.get_experiment_by_name("dlflow")
+    experiment = client.get_experiment_by_name("dlflow/rnn")
     (killed,) = client.search_runs([experiment.experiment_id])
     assert len(client.get_metric_history(killed.info.run_id, "train_loss")) < 6
 

@@ -14,6 +14,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from mlflow.tracking import MlflowClient
 
+from tests.mlflow_queries import pipeline_filter
 from tests.pipelines.test_cnn_end_to_end import artifact_paths
 
 pytestmark = pytest.mark.e2e
@@ -25,9 +26,10 @@ def run_pipeline(project: Path, name: str) -> None:
 
 
 def latest_run(client: MlflowClient, pipeline: str):
-    experiment = client.get_experiment_by_name("dlflow")
-    runs = client.search_runs([experiment.experiment_id], f"tags.mlflow.runName = '{pipeline}'")
-    assert runs, f"no MLflow run named {pipeline}"
+    """The newest run of ``pipeline``, in its family's experiment (dlflow/word2vec, dlflow/rnn)."""
+    experiment = client.get_experiment_by_name(f"dlflow/{pipeline}")
+    runs = client.search_runs([experiment.experiment_id], pipeline_filter(pipeline), order_by=["attributes.start_time DESC"])
+    assert runs, f"no MLflow run of the {pipeline} pipeline"
     return runs[0]
 
 

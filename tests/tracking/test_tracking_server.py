@@ -121,7 +121,7 @@ def _artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) 
 
 
 def _only_run(client: MlflowClient) -> object:
-    experiment = client.get_experiment_by_name("dlflow")
+    experiment = client.get_experiment_by_name("dlflow/cnn")
     (run,) = client.search_runs([experiment.experiment_id])
     return run
 
@@ -185,7 +185,7 @@ def test_eight_runs_at_once_all_finish_with_a_consistent_registry(mlflow_server,
         _finish(run)
 
     finished = client.search_runs(
-        [client.get_experiment_by_name("dlflow").experiment_id],
+        [client.get_experiment_by_name("dlflow/cnn").experiment_id],
         filter_string=f"tags.registered_model = '{model}'",
     )
     assert len(finished) == CONCURRENT_RUNS

@@ -235,7 +235,7 @@ def test_kedro_run_under_torchrun_matches_one_process_and_tracks_from_rank_0_onl
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
     client = MlflowClient()
-    runs = client.search_runs([client.get_experiment_by_name("dlflow").experiment_id])
+    runs = client.search_runs([client.get_experiment_by_name("dlflow/cnn").experiment_id])
     by_processes = {r.data.params["cnn.training.processes"]: r for r in runs}
     assert len(runs) == 2 and set(by_processes) == {"1", "2"}  # rank 1 tracked nothing here
     single, double = by_processes["1"], by_processes["2"]

@@ -53,6 +53,9 @@ class SkipUnchangedRunner(SequentialRunner):
     a run killed halfway still skips, next time, what it completed.
     """
 
+    def __str__(self) -> str:  # Kedro records a runner as str(runner), and MLflow shows it as the "runner" tag
+        return f"{type(self).__module__}.{type(self).__qualname__}"
+
     def run(self, pipeline: Pipeline, catalog, hook_manager=None, run_id: str | None = None, only_missing_outputs: bool = False):
         settings = self._settings(catalog)
         if not settings.enabled:

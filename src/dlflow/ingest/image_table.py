@@ -40,11 +40,17 @@ def table_images(table: pd.DataFrame, shape: tuple[int, int] | None = None) -> n
         lengths = column.map(len).to_numpy()
         flat = np.frombuffer(bytearray(b"".join(column.to_list())), dtype=np.uint8)  # writable, for torch
     else:
-        rows = [np.asarray(row) for row in column.to_list()]
+        rows = [_numeric_row(row, index) for index, row in enumerate(column.to_list())]
         lengths = np.array([row.size for row in rows])
         flat = np.concatenate([row.reshape(-1) for row in rows]) if rows else np.empty(0)
-        if flat.size and (not np.all(np.mod(flat, 1) == 0) or flat.min() < 0 or flat.max() > 255):
-            raise ValueError("'pixels' must hold integer values 0-255")
+        bad = ~np.isfinite(flat) | (flat < 0) | (flat > 255) | (np.mod(flat, 1) != 0)
+        if bad.any():
+            first = int(np.argmax(bad))
+            row = int(np.searchsorted(np.cumsum(lengths), first, side="right"))
+            position = first - int(lengths[:row].sum())
+            raise ValueError(
+                f"'pixels' row {row} has the value {flat[first]:g} at position {position}: pixels must be integers 0-255"
+            )
         flat = flat.astype(np.uint8)
     if (lengths != lengths[0]).any():
         raise ValueError(f"'pixels' rows differ in length ({sorted(set(lengths.tolist()))[:5]}); images must share one size")
@@ -55,3 +61,10 @@ def table_images(table: pd.DataFrame, shape: tuple[int, int] | None = None) -> n
     if shape is not None and shape[0] * shape[1] != size:
         raise ValueError(f"'pixels' rows hold {size} values, not the {shape[0]}x{shape[1]} = {shape[0] * shape[1]} expected")
     return flat.reshape(len(column), *shape) if shape is not None else flat.reshape(len(column), size)
+
+
+def _numeric_row(row, index: int) -> np.ndarray:
+    try:
+        return np.asarray(row, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"'pixels' row {index} is not numbers ({str(row)[:40]}): pixels must be integers 0-255") from None

@@ -44,7 +44,7 @@ from typing import IO, Literal
 import numpy as np
 import pandas as pd
 
-from dlflow.ingest.errors import DataSourceError, DataValidationError
+from dlflow.ingest.errors import DataSourceError, DataValidationError, UndecodableTextError
 from dlflow.ingest.text_sources import POLARITY_ENCODING
 
 logger = logging.getLogger("dlflow.ingest")
@@ -353,19 +353,17 @@ def _decoded_blocks(source: _Source, encoding: str) -> Iterator[str]:
             except UnicodeDecodeError as exc:
                 raise _decode_error(source, encoding, consumed - pending + exc.start, exc) from None
             except UnicodeError as exc:  # e.g. "UTF-16 stream does not start with BOM"
-                raise DataValidationError(
-                    f"{source.label} is not valid {encoding}: {exc}. Pass the file's real encoding as `encoding`."
-                ) from None
+                raise UndecodableTextError(f"{source.label} is not valid {encoding}: {exc}.") from None
             consumed += len(block)
             yield text
             if final:
                 return
 
 
-def _decode_error(source: _Source, encoding: str, offset: int, exc: UnicodeDecodeError) -> DataValidationError:
+def _decode_error(source: _Source, encoding: str, offset: int, exc: UnicodeDecodeError) -> UndecodableTextError:
     """The error for undecodable bytes: where they are and which encoding would work."""
     where = f"offset {offset}"
-    advice = "Pass the file's real encoding as `encoding` (for example 'latin-1' or 'cp1252')."
+    suggestion, reason = None, ""
     try:
         with source.open() as f:
             raw = f.read()
@@ -376,16 +374,12 @@ def _decode_error(source: _Source, encoding: str, offset: int, exc: UnicodeDecod
         where = f"offset {offset} (line {line}), byte 0x{raw[offset]:02x}"
         name = codecs.lookup(encoding).name
         if name != "utf-8" and _decodes(raw, "utf-8"):
-            advice = "It decodes as UTF-8: pass encoding='utf-8'."
+            suggestion, reason = "utf-8", "It decodes as UTF-8"
         elif name != "cp1252" and _decodes(raw, "cp1252"):
-            advice = (
-                "It looks like a single-byte Western encoding: pass encoding='latin-1' "
-                "(or 'cp1252', which also maps curly quotes and dashes)."
-            )
-        else:
-            advice = "Pass the file's real encoding as `encoding`; 'latin-1' decodes any bytes."
-    return DataValidationError(
-        f"{source.label} is not valid {encoding}: the bytes at {where} cannot be decoded ({exc.reason}). {advice}"
+            suggestion = "latin-1"
+            reason = "It looks like a single-byte Western encoding (latin-1, or cp1252, which also maps curly quotes and dashes)"
+    return UndecodableTextError(
+        f"{source.label} is not valid {encoding}: the bytes at {where} cannot be decoded ({exc.reason}).", suggestion, reason
     )
 
 

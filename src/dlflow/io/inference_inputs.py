@@ -89,7 +89,16 @@ class SentencesFileDataset(_InputFileDataset):
 
     def load(self) -> pd.DataFrame:
         path = self._path()
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        lines = path.read_text(encoding=self._encoding).splitlines()
-        return pd.DataFrame({"sentence": [line.strip() for line in lines if line.strip()]})
+        if path.suffix != ".parquet":
+            lines = path.read_text(encoding=self._encoding).splitlines()
+            return pd.DataFrame({"sentence": [line.strip() for line in lines if line.strip()]})
+        table = pd.read_parquet(path)
+        if "sentence" not in table.columns:
+            raise DatasetError(f"{path} has no 'sentence' column (it has {list(table.columns)}): expected one sentence per row")
+        for row, value in enumerate(table["sentence"].tolist()):
+            if not isinstance(value, str) or not value.strip():
+                raise DatasetError(
+                    f"{path}: row {row} has the sentence {value!r}; every row needs a non-empty string "
+                    "(drop or fill that row, or use a text file: one sentence per line, empty lines skipped)"
+                )
+        return table

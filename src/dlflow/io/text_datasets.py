@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from dlflow.ingest.errors import UndecodableTextError
 from dlflow.ingest.text import CORPUS_FORMATS, CorpusFormat, read_corpus, read_polarity
 from dlflow.ingest.text_sources import (
     POLARITY_ENCODING,
@@ -90,6 +91,7 @@ class TextCorpusDataset(RawInputDataset):
         encoding: str = "utf-8",
         format: CorpusFormat = "auto",
         mirror: str | None = None,
+        encoding_parameter: str | None = None,
         lazy: bool = False,
         metadata: dict[str, Any] | None = None,
     ) -> None:
@@ -105,6 +107,8 @@ class TextCorpusDataset(RawInputDataset):
                 see :mod:`dlflow.ingest.text`.
             mirror: offline mirror folder laid out like ``shared/data``;
                 defaults to ``$DLFLOW_DATA_MIRROR``.
+            encoding_parameter: the runtime parameter that sets ``encoding`` (e.g.
+                ``user_corpus_encoding``), which an undecodable file's error then names.
             lazy: return a reader function instead of the sentences.
             metadata: free-form information for plugins such as kedro-viz.
         """
@@ -115,6 +119,7 @@ class TextCorpusDataset(RawInputDataset):
         super().__init__(filepath=filepath, mirror=mirror, metadata=metadata)
         self._source = source
         self._encoding = encoding
+        self._encoding_parameter = encoding_parameter
         self._format = format
         self._lazy = lazy
 
@@ -124,7 +129,12 @@ class TextCorpusDataset(RawInputDataset):
     def _read(self) -> list[str]:
         if self._source is not None:
             fetch_corpus(self._source, self._filepath, mirror=self._mirror)
-        return list(read_corpus(self._filepath, encoding=self._encoding, format=self._format))
+        try:
+            return list(read_corpus(self._filepath, encoding=self._encoding, format=self._format))
+        except UndecodableTextError as error:
+            if self._encoding_parameter is None:
+                raise
+            raise error.with_setting(f"--params {self._encoding_parameter}") from None
 
     def _settings(self) -> dict[str, Any]:
         return {"source": self._source, "encoding": self._encoding, "format": self._format}

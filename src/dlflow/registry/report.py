@@ -83,7 +83,8 @@ def _delta(new: float | None, old: float | None, higher_is_better: bool = True, 
     diff = float(new) - float(old)
     better = diff > 0 if higher_is_better else diff < 0
     css = "breach" if breach else ("better" if better else "worse" if diff else "")
-    return f'<td class="{css}">{diff:+.4f}</td>'
+    whole = float(new).is_integer() and float(old).is_integer() and abs(float(new)) >= 10  # counts, as _fmt shows them
+    return f'<td class="{css}">{diff:+.0f}</td>' if whole else f'<td class="{css}">{diff:+.4f}</td>'
 
 
 def figure_to_img(fig: Figure, alt: str) -> str:
@@ -232,12 +233,16 @@ def plot_compared_curves(sides: Sequence[ModelSide]) -> Figure:
     fig = Figure(figsize=(11.0, 4.0), dpi=DPI, layout="tight")
     axes = fig.subplots(1, 2)
     for ax, kind in zip(axes, ("loss", "accuracy")):
-        for side, colour in zip(sides, ("tab:blue", "tab:orange")):
+        # the first side (the candidate) on top, thinner, so that identical curves still show both colours
+        for order, (side, colour) in enumerate(zip(sides, ("tab:blue", "tab:orange"))):
             for split, style in (("train", "o-"), ("val", "s--")):
                 points = (side.history or {}).get(f"{split}_{kind}")
                 if points:
                     steps, values = zip(*sorted(points))
-                    ax.plot(steps, values, style, color=colour, label=f"{side.label} {split}")
+                    ax.plot(
+                        steps, values, style, color=colour, label=f"{side.label} {split}",
+                        linewidth=1.5 + 2.5 * order, markersize=5 + 4 * order, alpha=1.0 - 0.45 * order, zorder=3 - order,
+                    )  # fmt: skip
         ax.set_title(kind.capitalize())
         ax.set_xlabel("Epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -279,7 +284,7 @@ def build_report(
         intro = f'<p id="no_champion" class="na">{_e(champion_note or "No champion yet: the candidate is shown alone.")}</p>'
     else:
         intro = (
-            f"<p>Candidate {_e(candidate.label)} (run {_e(candidate.run_id)}) against {_e(champion.label)} "
+            f"<p>The {_e(candidate.label)} (run {_e(candidate.run_id)}) against the {_e(champion.label)} "
             f"(run {_e(champion.run_id)}), on the same test data.</p>"
         )
     generated = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -82,6 +82,18 @@ class ImageClassifierModel(mlflow.pyfunc.PythonModel):
         network.load_state_dict(torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True))
         self.network = network.eval()
 
+    def describe(self) -> dict[str, Any]:
+        """What this model is, takes and answers: the registered model's metadata and description."""
+        height, width = self.image_shape
+        return {
+            "summary": f"Image classifier ({self.config['architecture']} CNN) for {height}x{width} greyscale images, "
+            f"{len(self.class_names)} classes",
+            "input": f"raw pixel values 0-255 (finite; any integer or float dtype), one image per row, "
+            f"shaped (N, {height}, {width}) or (N, {height * width}); anything else is refused (HTTP 400)",
+            "output": "a table: `prediction` (class index), `label_name`, `probability` (of that class), `p_<class name>` per class",
+            "class_names": list(self.class_names),
+        }
+
     @property
     def class_names(self) -> list[str]:
         return self.config["class_names"]
@@ -108,7 +120,7 @@ class ImageClassifierModel(mlflow.pyfunc.PythonModel):
         if bad.any():
             image, row, column = (int(i) for i in np.argwhere(bad)[0])
             raise _bad_input(
-                f"image {image} has pixel value {pixels[image, row, column]} at row {row}, column {column}; "
+                f"image {image} has pixel value {pixels[image, row, column]:g} at row {row}, column {column}; "
                 f"expected {expected}, finite"
             )
         return ((pixels / 255.0 - self.config["mean"]) / self.config["std"]).astype(np.float32)[:, None]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from dlflow.text.sequences import encode_sentences
 from dlflow.text.vocabulary import Vocabulary
@@ -14,7 +18,9 @@ from dlflow.text.vocabulary import Vocabulary
 class SentenceClassifierModel(mlflow.pyfunc.PythonModel):
     """Tokeniser, vocabulary and network in one servable model.
 
-    Input: a DataFrame with a ``sentence`` column (or a list of strings).
+    Input: a DataFrame with a ``sentence`` column (or a list of strings). A row that is
+    not a string, or is empty, is refused with an ``MlflowException`` that
+    ``mlflow models serve`` answers with HTTP 400.
     Output: a DataFrame with ``label`` (class name), ``probability`` (of that
     label) and ``p_<class>`` for every class.
     """
@@ -25,20 +31,39 @@ class SentenceClassifierModel(mlflow.pyfunc.PythonModel):
         self.class_names = list(class_names)
         self.max_length = max_length
 
+    def describe(self) -> dict[str, Any]:
+        """What this model is, takes and answers: the registered model's metadata and description."""
+        return {
+            "summary": f"Sentence polarity classifier (recurrent network over word vectors), {len(self.class_names)} classes",
+            "input": "a table with a column `sentence`: one non-empty English sentence per row, as a string "
+            f"(raw text; tokenised by the model, at most {self.max_length} tokens used); anything else is refused (HTTP 400)",
+            "output": "a table: `label` (class name), `probability` (of that label), `p_<class name>` per class",
+            "class_names": list(self.class_names),
+        }
+
+    def sentences(self, model_input) -> list[str]:
+        """``model_input`` as a list of sentences, or an ``MlflowException`` (HTTP 400) naming the first bad row."""
+        if isinstance(model_input, pd.DataFrame):
+            if "sentence" not in model_input.columns:
+                raise _bad_input(f"the input needs a 'sentence' column, got columns {list(model_input.columns)}")
+            values = model_input["sentence"].tolist()
+        else:
+            values = list(model_input)
+        for row, value in enumerate(values):
+            if not isinstance(value, str):
+                raise _bad_input(f"row {row}: the sentence is {value!r} ({type(value).__name__}); expected a non-empty string")
+            if not value.strip():
+                raise _bad_input(f"row {row}: the sentence is empty; expected a non-empty string")
+        return values
+
     def probabilities(self, sentences: list[str]) -> np.ndarray:
         ids, lengths = encode_sentences(sentences, self.vocabulary, self.max_length)
         with torch.inference_mode():
             logits = self.network(torch.from_numpy(ids), torch.from_numpy(lengths))
         return torch.softmax(logits, dim=1).numpy()
 
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would infer a schema from them
-        if isinstance(model_input, pd.DataFrame):
-            if "sentence" not in model_input.columns:
-                raise ValueError(f"input needs a 'sentence' column, got columns {list(model_input.columns)}")
-            sentences = model_input["sentence"].astype(str).tolist()
-        else:
-            sentences = [str(s) for s in model_input]
-        probabilities = self.probabilities(sentences)
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # a DataFrame: no schema inferred
+        probabilities = self.probabilities(self.sentences(model_input))
         best = probabilities.argmax(axis=1)
         output = pd.DataFrame(
             {"label": [self.class_names[i] for i in best], "probability": probabilities.max(axis=1).astype(np.float64)}
@@ -46,3 +71,7 @@ class SentenceClassifierModel(mlflow.pyfunc.PythonModel):
         for index, name in enumerate(self.class_names):
             output[f"p_{name}"] = probabilities[:, index].astype(np.float64)
         return output
+
+
+def _bad_input(message: str) -> MlflowException:
+    return MlflowException(f"Invalid input: {message}.", error_code=INVALID_PARAMETER_VALUE)

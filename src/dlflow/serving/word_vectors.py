@@ -35,7 +35,17 @@ class WordVectorsModel(mlflow.pyfunc.PythonModel):
         best = best[np.argsort(-similarities[best])]
         return [(self.words[i], float(similarities[i])) for i in best]
 
-    def predict(self, context, model_input, params=None):  # no type hints: MLflow would infer a schema from them
+    def describe(self) -> dict:
+        """What this model is, takes and answers: the registered model's metadata and description."""
+        return {
+            "summary": f"Word2Vec word vectors: {len(self.words)} words, {self.vectors.shape[1]} dimensions",
+            "input": "a table with a column `word`; params `query=most_similar` (default, with `topn`) or `query=vector`",
+            "output": "most_similar: `word`, `in_vocabulary`, `rank`, `neighbour`, `similarity` (a row per neighbour); "
+            "vector: `word`, `in_vocabulary`, `vector`",
+            "class_names": None,
+        }
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # a DataFrame: no schema inferred
         params = params or {}
         query, topn = params.get("query", "most_similar"), int(params.get("topn", 10))
         if query not in QUERIES:

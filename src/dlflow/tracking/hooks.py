@@ -87,11 +87,16 @@ class SecondaryRankOutputsHook:
             catalog[name] = MemoryDataset(copy_mode="assign")
 
 
-class ResumeRunHook:
-    """Points kedro-mlflow at the run a killed ``kedro run`` of the same command left open.
+class RunIdentityHook:
+    """Where a run goes and what it is called, set in kedro-mlflow's own configuration before
+    kedro-mlflow starts the run (``tryfirst``):
 
-    Runs before kedro-mlflow's own ``before_pipeline_run`` (``tryfirst``), which
-    then re-opens that run instead of starting a new one.
+    * the experiment of the pipeline's family (``conf/<env>/experiments.yml``: ``dlflow/cnn``, ...),
+      applied with kedro-mlflow's ``setup``, which creates it if needed and makes it current;
+    * a name read off the parameters (``cnn fast fashion_mnist 4ep``), as ``tracking.run.name``
+      unless ``mlflow.yml`` sets one;
+    * the run a killed ``kedro run`` of the same command left open, as ``tracking.run.id``,
+      so that kedro-mlflow re-opens it instead of starting a new one.
     """
 
     def __init__(self) -> None:
@@ -105,19 +110,88 @@ class ResumeRunHook:
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
         import mlflow
 
+        from dlflow.tracking.naming import experiment_name, load_config, run_name
         from dlflow.tracking.resume import find_interrupted_run, resume_key
 
-        config = getattr(self._context, "mlflow", None)
-        if config is None or config.tracking.run.id is not None or mlflow.active_run() is not None:
-            return
+        context, config = self._context, getattr(self._context, "mlflow", None)
+        if config is None or mlflow.active_run() is not None:
+            return  # no kedro-mlflow, or a run someone else opened (kedro-mlflow then logs into it)
+        pipelines = run_params.get("pipeline_names") or run_params.get("pipeline_name")
         client = mlflow.tracking.MlflowClient()
-        experiment = client.get_experiment_by_name(config.tracking.experiment.name)  # TrackingStoreHook created it
-        if experiment is None:
+        if config.tracking.run.id is not None:  # a run given by id (an Airflow DAG run's) stays in its experiment
+            name = client.get_experiment(client.get_run(config.tracking.run.id).info.experiment_id).name
+        else:
+            name = experiment_name(pipelines, load_config(_optional_config(context, "experiments")))
+            artifact_location = config.tracking.experiment.create_experiment_kwargs.artifact_location
+            ensure_experiment(config.server.mlflow_tracking_uri, name, artifact_location)  # race-tolerant create
+        config.tracking.experiment.name = name
+        config.setup(context)  # kedro-mlflow's own: the experiment becomes current
+        config.tracking.run.name = config.tracking.run.name or run_name(pipelines, context.params, run_params.get("env"))
+        if config.tracking.run.id is not None:
             return
-        run_id = find_interrupted_run(client, experiment.experiment_id, resume_key(run_params, self._context.params))
+        experiment = config.tracking.experiment._experiment
+        run_id = find_interrupted_run(client, experiment.experiment_id, resume_key(run_params, context.params))
         if run_id is not None:
             logger.info("Resuming MLflow run %s, left running by an interrupted run of the same command", run_id)
             config.tracking.run.id = run_id
+
+
+def _optional_config(context, key: str) -> dict[str, Any]:
+    """``context.config_loader[key]``, or ``{}`` when no file of that pattern exists."""
+    from kedro.config import MissingConfigException
+
+    try:
+        return context.config_loader[key]
+    except (MissingConfigException, KeyError):
+        return {}
+
+
+class RunDescriptionHook:
+    """A run says what it is: its description (what ran, on which data; then its headline
+    metrics and registered version), and tags that read as values, not object reprs."""
+
+    def __init__(self) -> None:
+        self._context = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._context = context
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:  # after kedro-mlflow has started the run
+        import mlflow
+
+        from dlflow.tracking.naming import run_description
+
+        if mlflow.active_run() is None or self._context is None:
+            return
+        pipelines = run_params.get("pipeline_names") or run_params.get("pipeline_name")
+        run_id = mlflow.active_run().info.run_id
+        client = mlflow.tracking.MlflowClient()
+        command = client.get_run(run_id).data.tags.get("kedro_command") or ""  # set by kedro-mlflow after the start
+        description = run_description(pipelines, self._context.params, run_params.get("env"), command)
+        mlflow.set_tags({"mlflow.note.content": description, "kedro_session_id": str(run_params.get("run_id") or "")})
+        client.delete_tag(run_id, "run_id")  # Kedro's session id (kept as kedro_session_id), not the MLflow run's
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's own after_pipeline_run ends the run
+    def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        import mlflow
+
+        from dlflow.tracking.naming import load_config, result_summary, run_description, run_name
+
+        if mlflow.active_run() is None or self._context is None:
+            return
+        run = mlflow.tracking.MlflowClient().get_run(mlflow.active_run().info.run_id)
+        pipelines = run_params.get("pipeline_names") or run_params.get("pipeline_name")
+        identity = load_config(_optional_config(self._context, "experiments"))
+        summary = result_summary(pipelines, identity, run.data.metrics, run.data.tags)
+        description = run_description(
+            pipelines, self._context.params, run_params.get("env"), run.data.tags.get("kedro_command") or ""
+        )
+        tags = {"mlflow.note.content": description + (f"\n\n{summary}" if summary else "")}
+        if run.info.run_name == run_name(pipelines, self._context.params, run_params.get("env")):  # ours, not mlflow.yml's
+            tags["mlflow.runName"] = run_name(pipelines, self._context.params, run_params.get("env"), run.data.tags)
+        mlflow.set_tags(tags)
 
 
 class LineageHook:

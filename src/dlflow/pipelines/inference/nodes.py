@@ -127,7 +127,19 @@ def check_input(data: Any, model: Any, model_info: dict[str, Any]) -> Any:
 
 
 def _batches(model: Any, data: Any, batch_size: int) -> list:
-    return [model.predict(data[start : start + batch_size]) for start in range(0, len(data), batch_size)]
+    """``model``'s answers for ``data`` in batches; a refused batch is named by its rows in ``data``."""
+    from mlflow.exceptions import MlflowException
+
+    answers = []
+    for start in range(0, len(data), batch_size):
+        try:
+            answers.append(model.predict(data[start : start + batch_size]))
+        except MlflowException as error:
+            end = min(start + batch_size, len(data)) - 1
+            raise ValueError(
+                f"The model refused input rows {start}-{end} (numbered from 0 within them: {error.message})"
+            ) from None
+    return answers
 
 
 def predict_images(model: Any, images: np.ndarray, model_info: dict[str, Any], params: dict[str, Any]) -> pd.DataFrame:

@@ -73,32 +73,39 @@ def register_model(
     from mlflow.tracking import MlflowClient
 
     from dlflow.registry.evidence import comparison
-    from dlflow.registry.model import log_model
+    from dlflow.registry.model import describe, log_model, model_description, provenance_tags, version_description
     from dlflow.registry.promotion import GateInput
     from dlflow.registry.store import TAG_REPORT, register_and_gate
 
     registration = RegistrationParams.model_validate(params)
-    run = mlflow.active_run()
-    if run is None:
+    if mlflow.active_run() is None:
         raise RuntimeError("register_model needs an active MLflow run: is kedro-mlflow tracking disabled?")
+    client = MlflowClient()
+    run = client.get_run(mlflow.active_run().info.run_id)  # as it is now: the hooks' tags (git commit) included
     run_id = run.info.run_id
     record = {"model_uri": log_model(package).model_uri, "run_id": run_id, candidate["metric"]: candidate["value"]}
     if not registration.enabled:
         return record, {"candidate_history": None, "champion": None, "champion_error": None}
 
-    client, name = MlflowClient(), registration.model_name
+    name, about = registration.model_name, describe(package["model"])
+    git_commit = run.data.tags.get("git_commit", "unknown")
     gate = GateInput(None, candidate["metric"], candidate["value"], candidate["test_data_digest"], candidate["per_class"])
     version, decision, aliases = register_and_gate(
         client, record["model_uri"], name, gate, PromotionRules.model_validate(candidate["rules"]),
-        run_id=run_id, family=family, git_commit=run.data.tags.get("git_commit", "unknown"),
+        run_id=run_id, family=family, git_commit=git_commit, git_dirty=run.data.tags.get("git_dirty", "unknown"),
+        **provenance_tags(run, about),
     )  # fmt: skip
     report = mlflow.get_artifact_uri(REPORT_ARTIFACT.format(family=family))
     client.set_model_version_tag(name, version, TAG_REPORT, report)
     client.update_model_version(
         name, version,
-        description=f"Registered from run {run_id}. Gate decision at registration: {decision.label}: "
-        f"{decision.reason}. Champion-vs-challenger report: {report}",
+        description=version_description(
+            about, run_id=run_id, experiment_id=run.info.experiment_id, git_commit=git_commit, scores=candidate["scores"],
+            metric=candidate["metric"], decision=decision.label, reason=decision.reason,
+            test_data_digest=candidate["test_data_digest"], report=report, report_path=REPORT_ARTIFACT.format(family=family),
+        ),
     )  # fmt: skip
+    client.update_registered_model(name, description=model_description(about, name, family))
     mlflow.set_tags({"registered_model": name, "registered_version": version, "gate_decision": decision.label})
     logger.info("Model %s v%s: %s; aliases now %s", name, version, decision.reason, aliases)
     found = comparison(

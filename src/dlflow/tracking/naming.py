@@ -1,0 +1,206 @@
+"""What a run is called, which experiment it goes to, and what its description says.
+
+``kedro run --pipeline cnn`` becomes the run ``cnn fast fashion_mnist 4ep`` in
+the experiment ``dlflow/cnn``, described as what ran on which data, and, once
+it has ended, its headline metrics and what the registry made of its model.
+The experiments and the headline metrics are set in ``conf/<env>/experiments.yml``;
+the names and descriptions are read off the run's validated parameters.
+
+Pure functions of parameters and configuration: the hooks
+(:class:`dlflow.tracking.hooks.RunIdentityHook`) and the Airflow DAGs apply them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+#: Where the configuration below lives (``conf/base/experiments.yml``).
+CONFIG_KEY = "experiments"
+#: Environments that need no mention in a run's name.
+QUIET_ENVS = (None, "", "base", "local")
+
+
+class RunIdentityConfig(BaseModel):
+    """``conf/<env>/experiments.yml``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: pipeline name -> MLflow experiment
+    experiments: dict[str, str] = Field(default_factory=dict)
+    #: the experiment of a pipeline not listed: ``<prefix>/<pipeline>``
+    prefix: str = Field(default="dlflow", min_length=1)
+    #: pipeline name -> metrics its run's description reports once the run has ended
+    headline_metrics: dict[str, list[str]] = Field(default_factory=dict)
+
+
+def load_config(raw: Mapping[str, Any] | None) -> RunIdentityConfig:
+    """``raw`` (the loaded ``experiments.yml``, possibly empty) validated; ``ValueError`` naming the file otherwise."""
+    try:
+        return RunIdentityConfig.model_validate(dict(raw or {}))
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise ValueError(f"conf/<env>/experiments.yml is invalid: {problems}") from None
+
+
+def _pipelines(pipeline_names: Sequence[str] | str | None) -> list[str]:
+    if not pipeline_names:
+        return ["__default__"]
+    return [pipeline_names] if isinstance(pipeline_names, str) else list(pipeline_names)
+
+
+def experiment_name(pipeline_names: Sequence[str] | str | None, config: RunIdentityConfig) -> str:
+    """The experiment a run of ``pipeline_names`` goes to: the first one listed in ``config``, else ``<prefix>/<first>``."""
+    names = _pipelines(pipeline_names)
+    for name in ["+".join(names), *names]:
+        if name in config.experiments:
+            return config.experiments[name]
+    return f"{config.prefix}/{names[0].strip('_') or 'default'}"
+
+
+# ----------------------------------------------------------------------------- names and descriptions per pipeline
+
+#: (parameters, the run's tags so far) -> (run name, description)
+Describer = Callable[[Mapping[str, Any], Mapping[str, str]], tuple[str, str]]
+
+
+def _get(params: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
+    value: Any = params
+    for key in dotted.split("."):
+        if not isinstance(value, Mapping) or key not in value:
+            return default
+        value = value[key]
+    return value
+
+
+def _count(number: Any, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _cnn(params: Mapping[str, Any], tags: Mapping[str, str]) -> tuple[str, str]:
+    architecture = _get(params, "cnn.model.architecture", "?")
+    source, epochs = params.get("image_source", "?"), _get(params, "cnn.training.epochs", "?")
+    images = _get(params, "cnn.data.max_train_samples") or "all"
+    return (
+        f"cnn {architecture} {source} {epochs}ep",
+        f"Image classifier: the {architecture} CNN trained on {source} ({images} training images, "
+        f"{_count(epochs, 'epoch')} of batch {_get(params, 'cnn.training.batch_size', '?')}, lr {_get(params, 'cnn.training.lr', '?')}), "
+        "evaluated on the test images and offered to the promotion gate.",
+    )
+
+
+def _word2vec(params: Mapping[str, Any], tags: Mapping[str, str]) -> tuple[str, str]:
+    mode, dim = _get(params, "word2vec.training.mode", "?"), _get(params, "word2vec.training.dim", "?")
+    epochs = _get(params, "word2vec.training.epochs", "?")
+    corpora = ", ".join(_get(params, "text.corpora", []) or ["?"])
+    return (
+        f"word2vec {mode} d{dim} {epochs}ep",
+        f"Word2Vec {mode} vectors, {dim} dimensions, window {_get(params, 'word2vec.training.window', '?')}, "
+        f"{_count(epochs, 'epoch')}, on the corpora {corpora}; judged on analogies, WordSim-353 and SimLex-999.",
+    )
+
+
+def _rnn(params: Mapping[str, Any], tags: Mapping[str, str]) -> tuple[str, str]:
+    cell = _get(params, "rnn.model.cell", "?")
+    bidirectional = "bi" if _get(params, "rnn.model.bidirectional") else ""
+    embedding = _get(params, "rnn.model.embedding_mode", "?")
+    folds = _get(params, "text.folds", 10)
+    if _get(params, "rnn.evaluation.mode", "cv") == "cv":
+        evaluation, short = f"{folds}-fold cross-validation", f"cv{folds}"
+    else:
+        fold = _get(params, "rnn.evaluation.test_fold", 0)
+        evaluation, short = f"fold {fold} of {folds} held out", f"fold{fold}"
+    return (
+        f"rnn {cell} {embedding} {short}",
+        f"Sentence classifier: a {bidirectional}{str(cell).upper()} over the Word2Vec vectors ({embedding}), "
+        f"{_count(_get(params, 'rnn.training.epochs', '?'), 'epoch')}, on MR movie-review polarity, {evaluation}; "
+        "baseline: bag-of-words Naive Bayes on the same folds.",
+    )
+
+
+def _inference(family: str) -> Describer:
+    def describe(params: Mapping[str, Any], tags: Mapping[str, str]) -> tuple[str, str]:
+        name, alias = _get(params, f"inference.{family}.model_name", "?"), _get(params, f"inference.{family}.alias", "?")
+        version = tags.get(f"inference.{family}.model_version")
+        return (
+            f"inference_{family} {alias}" + (f" v{version}" if version else ""),
+            f"Batch inference: models:/{name}@{alias} scores a file.",
+        )
+
+    return describe
+
+
+def _both(*describers: Describer) -> Describer:
+    return lambda params, tags: tuple(" + ".join(parts) for parts in zip(*(d(params, tags) for d in describers)))
+
+
+def _ingestion(params: Mapping[str, Any], tags: Mapping[str, str]) -> tuple[str, str]:
+    source = params.get("image_source", "?")
+    return f"ingestion {source}", f"Ingestion: the {source} images and the text corpora, fetched, checked and tabled."
+
+
+#: pipeline -> (run name, description) from the parameters
+DESCRIBERS: dict[str, Describer] = {
+    "__default__": _cnn,
+    "cnn": _cnn,
+    "word2vec": _word2vec,
+    "rnn": _rnn,
+    "nlp": _both(_word2vec, _rnn),
+    "inference_cnn": _inference("cnn"),
+    "inference_rnn": _inference("rnn"),
+    "inference": _both(_inference("cnn"), _inference("rnn")),
+    "ingestion": _ingestion,
+}
+
+
+def run_name(
+    pipeline_names: Sequence[str] | str | None,
+    params: Mapping[str, Any],
+    env: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """``cnn fast fashion_mnist 4ep``; ``... [test]`` under another Kedro environment than ``local``.
+
+    ``tags``: the run's tags once it has ended (an inference run then names the version it scored with).
+    """
+    names = [DESCRIBERS[name](params, tags or {})[0] if name in DESCRIBERS else name for name in _pipelines(pipeline_names)]
+    return " + ".join(names) + ("" if env in QUIET_ENVS else f" [{env}]")
+
+
+def run_description(
+    pipeline_names: Sequence[str] | str | None, params: Mapping[str, Any], env: str | None = None, command: str = ""
+) -> str:
+    """What the run does, on which data (Markdown, as MLflow shows a run's description)."""
+    names = _pipelines(pipeline_names)
+    parts = [DESCRIBERS[name](params, {})[1] for name in names if name in DESCRIBERS]
+    what = " ".join(parts) or f"Pipeline {' + '.join(names)}."
+    where = f" (Kedro environment `{env}`)" if env not in QUIET_ENVS else ""
+    return what + (f"\n\n`{command}`{where}" if command else where)
+
+
+def result_summary(
+    pipeline_names: Sequence[str] | str | None,
+    config: RunIdentityConfig,
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+) -> str:
+    """The run's outcome in a line or two: the headline metrics it logged, and its registered version."""
+    lines = []
+    wanted = [metric for name in _pipelines(pipeline_names) for metric in config.headline_metrics.get(name, [])]
+    found = [f"{metric} {metrics[metric]:.4f}" for metric in dict.fromkeys(wanted) if metric in metrics]
+    if found:
+        lines.append("**Result:** " + ", ".join(found) + ".")
+    if tags.get("registered_model"):
+        lines.append(
+            f"**Registered:** {tags['registered_model']} v{tags.get('registered_version', '?')}, "
+            f"gate decision: {tags.get('gate_decision', '?')}."
+        )
+    for family in ("cnn", "rnn"):
+        if tags.get(f"inference.{family}.model_version"):
+            lines.append(
+                f"**Scored with:** {tags.get(f'inference.{family}.model_name')} "
+                f"v{tags[f'inference.{family}.model_version']} (run {tags.get(f'inference.{family}.model_run_id', '?')})."
+            )
+    return "\n\n".join(lines)
