@@ -159,6 +159,10 @@ tags, metrics = run.data.tags, run.data.metrics
 assert tags.get("airflow.dag_id") == dag_id, tags
 assert tags.get("airflow.run_id") == dag_run["run_id"], (tags.get("airflow.run_id"), dag_run["run_id"])
 assert run.info.status == "FINISHED", run.info.status
+# the family's experiment, a name that says what ran, a description with the result
+assert client.get_experiment(run.info.experiment_id).name == "dlflow/cnn", client.get_experiment(run.info.experiment_id).name
+assert run.info.run_name.startswith("cnn fast fashion_mnist ") and run.info.run_name.endswith(" [test]"), run.info.run_name
+assert "**Result:** test_accuracy" in tags.get("mlflow.note.content", ""), tags.get("mlflow.note.content")
 for name in ("test_accuracy", "test_macro_f1", "train_loss", "val_loss", "val_accuracy"):
     assert name in metrics, f"metric {name} missing: {sorted(metrics)}"
 assert 0.0 <= metrics["test_accuracy"] <= 1.0, metrics["test_accuracy"]

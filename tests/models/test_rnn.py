@@ -93,3 +93,24 @@ def test_reverse_within_length_is_an_involution():
     lengths = torch.tensor([3, 2])
     assert reverse_within_length(x, lengths).tolist() == [[3, 2, 1, 0], [5, 4, 0, 0]]
     assert torch.equal(reverse_within_length(reverse_within_length(x, lengths), lengths), x)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"cell": "lstm", "bidirectional": True, "pooling": "max", "num_layers": 1},
+        {"cell": "gru", "bidirectional": False, "pooling": "attention", "num_layers": 2},
+        {"cell": "lstm", "bidirectional": True, "pooling": "max_mean", "num_layers": 2, "embedding_mode": "static"},
+    ],
+)
+def test_architecture_rebuilds_the_same_network(options: dict) -> None:
+    """What the registered RNN stores to rebuild itself: same shape, same answers once the weights are loaded."""
+    torch.manual_seed(0)
+    pretrained = torch.randn(30, 8)
+    mode = options.pop("embedding_mode", "non_static")
+    trained = SentenceRNN(30, 8, hidden_size=6, num_classes=3, embedding_mode=mode, pretrained=pretrained, **options).eval()
+    rebuilt = SentenceRNN(**trained.architecture())
+    rebuilt.load_state_dict(trained.state_dict())
+    rebuilt.eval()
+    ids, lengths = torch.randint(1, 30, (4, 7)), torch.tensor([7, 3, 1, 5])
+    assert torch.equal(trained(ids, lengths), rebuilt(ids, lengths))

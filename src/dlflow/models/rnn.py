@@ -91,6 +91,22 @@ class SentenceRNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(width * (2 if pooling == "max_mean" else 1), num_classes)
 
+    def architecture(self) -> dict:
+        """The keyword arguments that rebuild this network's shape (its weights then load into it)."""
+        return {
+            "vocab_size": self.embedding.num_embeddings,
+            "embedding_dim": self.embedding.embedding_dim,
+            "hidden_size": self.forward_layers[0].hidden_size,
+            "num_classes": self.classifier.out_features,
+            "cell": next(name for name, kind in CELLS.items() if isinstance(self.forward_layers[0], kind)),
+            "bidirectional": len(self.backward_layers) > 0,
+            "num_layers": len(self.forward_layers),
+            "dropout": self.dropout.p,
+            "pooling": self.pooling,
+            "embedding_mode": "rand",  # the trained embedding is in the weights
+            "padding_idx": self.embedding.padding_idx,
+        }
+
     def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         lengths = lengths.clamp(min=1)
         longest = int(lengths.max())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import mlflow.pyfunc
 import numpy as np
@@ -14,9 +16,16 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from dlflow.text.sequences import encode_sentences
 from dlflow.text.vocabulary import Vocabulary
 
+if TYPE_CHECKING:
+    from dlflow.models.rnn import SentenceRNN
+
 
 class SentenceClassifierModel(mlflow.pyfunc.PythonModel):
     """Tokeniser, vocabulary and network in one servable model.
+
+    Logged as "models from code" (``sentence_classifier_entry.py``): the version
+    holds the network's weights, its shape, the vocabulary and the class names as
+    files, and loading it rebuilds the network from them (nothing is pickled).
 
     Input: a DataFrame with a ``sentence`` column (or a list of strings). A row that is
     not a string, or is empty, is refused with an ``MlflowException`` that
@@ -25,11 +34,40 @@ class SentenceClassifierModel(mlflow.pyfunc.PythonModel):
     label) and ``p_<class>`` for every class.
     """
 
-    def __init__(self, network: torch.nn.Module, vocabulary: Vocabulary, class_names: list[str], max_length: int):
-        self.network = network.cpu().eval()
+    ENTRY_POINT = Path(__file__).with_name("sentence_classifier_entry.py")
+
+    def __init__(
+        self,
+        network: SentenceRNN | None = None,
+        vocabulary: Vocabulary | None = None,
+        class_names: list[str] = (),
+        max_length: int = 64,
+    ) -> None:
+        """In the pipeline: the trained network and what it reads; loaded from the registry: no
+        arguments, then ``load_context``."""
+        self.network = network.cpu().eval() if network is not None else None
         self.vocabulary = vocabulary
         self.class_names = list(class_names)
         self.max_length = max_length
+
+    def write_artifacts(self, directory: Path) -> dict[str, str]:
+        """Write the weights, the network's shape, the vocabulary and the class names to ``directory``."""
+        torch.save(self.network.state_dict(), directory / "weights.pt")
+        config = {"network": self.network.architecture(), "class_names": self.class_names, "max_length": self.max_length}
+        (directory / "config.json").write_text(json.dumps(config, indent=2))
+        (directory / "vocabulary.json").write_text(json.dumps(self.vocabulary.to_dict()))
+        return {name: str(directory / f"{name}.{suffix}") for name, suffix in
+                (("weights", "pt"), ("config", "json"), ("vocabulary", "json"))}  # fmt: skip
+
+    def load_context(self, context) -> None:
+        from dlflow.models.rnn import SentenceRNN
+
+        config = json.loads(Path(context.artifacts["config"]).read_text())
+        network = SentenceRNN(**config["network"])
+        network.load_state_dict(torch.load(context.artifacts["weights"], map_location="cpu", weights_only=True))
+        self.network = network.eval()
+        self.vocabulary = Vocabulary.from_dict(json.loads(Path(context.artifacts["vocabulary"]).read_text()))
+        self.class_names, self.max_length = list(config["class_names"]), int(config["max_length"])
 
     def describe(self) -> dict[str, Any]:
         """What this model is, takes and answers: the registered model's metadata and description."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
@@ -10,7 +13,8 @@ QUERIES = ("most_similar", "vector")
 
 
 class WordVectorsModel(mlflow.pyfunc.PythonModel):
-    """Word vectors as a servable model.
+    """Word vectors as a servable model, logged as "models from code" (``word_vectors_entry.py``):
+    the version holds the words and the vectors as files, nothing pickled.
 
     Input: a DataFrame with a ``word`` column. Params: ``query`` —
     ``"most_similar"`` (default; ``topn`` neighbours by cosine similarity, one
@@ -19,12 +23,28 @@ class WordVectorsModel(mlflow.pyfunc.PythonModel):
     no neighbours and an empty vector, and are flagged in ``in_vocabulary``.
     """
 
-    def __init__(self, words: list[str], vectors: np.ndarray):
-        self.words = list(words)
+    ENTRY_POINT = Path(__file__).with_name("word_vectors_entry.py")
+
+    def __init__(self, words: list[str] = (), vectors: np.ndarray | None = None) -> None:
+        """In the pipeline: the words and their vectors; loaded from the registry: no arguments, then ``load_context``."""
+        self._set(list(words), np.zeros((0, 1), np.float32) if vectors is None else vectors)
+
+    def _set(self, words: list[str], vectors: np.ndarray) -> None:
+        self.words = words
         self.index = {word: i for i, word in enumerate(self.words)}
         self.vectors = np.asarray(vectors, dtype=np.float32)
         norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
         self.unit = self.vectors / np.maximum(norms, 1e-12)
+
+    def write_artifacts(self, directory: Path) -> dict[str, str]:
+        """Write the words (JSON) and the vectors (``.npy``) to ``directory``."""
+        (directory / "words.json").write_text(json.dumps(self.words))
+        np.save(directory / "vectors.npy", self.vectors)
+        return {"words": str(directory / "words.json"), "vectors": str(directory / "vectors.npy")}
+
+    def load_context(self, context) -> None:
+        words = json.loads(Path(context.artifacts["words"]).read_text())
+        self._set(words, np.load(context.artifacts["vectors"]))
 
     def most_similar(self, word: str, topn: int) -> list[tuple[str, float]]:
         if word not in self.index:
