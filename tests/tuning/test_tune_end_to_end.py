@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -164,3 +166,43 @@ def test_a_bad_search_space_stops_the_run_before_training_naming_the_key(kedro_p
     assert not any(Path("data").rglob("*.parquet"))
     experiment = MlflowClient().get_experiment_by_name("dlflow")
     assert experiment is None or not MlflowClient().search_runs([experiment.experiment_id])
+
+
+def test_a_killed_worker_s_trial_is_failed_then_retried_and_the_same_command_continues(
+    kedro_project: Path, data_mirror: Path
+) -> None:
+    env = os.environ | {"DLFLOW_DATA_MIRROR": str(data_mirror), "KEDRO_DISABLE_TELEMETRY": "true"}
+    params = (
+        "cnn.data.max_train_samples=1000,cnn.data.max_test_samples=100,cnn.training.epochs=4,cnn.training.num_threads=1,"
+        "tuning.cnn.study_name=killed,tuning.cnn.n_trials=2,tuning.heartbeat_interval_seconds=1,tuning.grace_period_seconds=2"
+    )
+    command = kedro_run_command("tune_cnn_trials", "--params", params)
+    storage = f"sqlite:///{Path(os.environ['MLFLOW_TRACKING_URI'].removeprefix('sqlite:///')).parent / 'optuna.db'}"
+    first = subprocess.Popen(command, cwd=kedro_project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    checkpoints = kedro_project / "data/06_models/checkpoints/cnn-test/tuning/killed/trial-0"
+    while not list(checkpoints.rglob("last.pt")):  # kill -9 once trial 0 has checkpointed its first epoch
+        assert first.poll() is None and time.monotonic() < deadline, "trial 0 never wrote a checkpoint"
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    time.sleep(3)  # past the grace period: the trial's heartbeat is stale
+
+    again = subprocess.run(command, cwd=kedro_project, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+
+    study = _study(storage, "killed")
+    states = [t.state.name for t in study.trials]
+    assert states[0] == "FAIL" and len([s for s in states if s in ("COMPLETE", "PRUNED")]) == 2, states
+    (retry,) = [t for t in study.trials if t.system_attrs.get("failed_trial") == 0]
+    assert retry.state.name == "COMPLETE" and retry.params == study.trials[0].params
+    client = MlflowClient()
+    killed_run = client.get_run(study.trials[0].user_attrs["mlflow_run_id"])
+    assert killed_run.info.status == "FAILED" and killed_run.data.tags["optuna.state"] == "FAIL"
+    retry_run = client.get_run(retry.user_attrs["mlflow_run_id"])
+    assert retry_run.data.tags["optuna.retry_of_trial"] == "0"
+    assert [m.step for m in client.get_metric_history(retry_run.info.run_id, "train_loss")] == [1, 2, 3, 4]
+    assert "resuming from" in again.stdout + again.stderr  # the retry went on from the killed trial's checkpoint
+    # the same command re-opened the killed run: every trial is a child of one tuning run
+    assert killed_run.data.tags["mlflow.parentRunId"] == retry_run.data.tags["mlflow.parentRunId"]
+    assert client.get_run(retry_run.data.tags["mlflow.parentRunId"]).info.status == "FINISHED"
