@@ -142,3 +142,37 @@ def test_the_study_lives_beside_the_mlflow_store_unless_told_otherwise(monkeypat
     assert storage_url(tuning, "sqlite:////srv/mlruns/mlflow.db", Path("/p")) == "postgresql://u:secret@db:5432/optuna"
     assert storage_url(TuningParams(storage="sqlite:////x.db"), "http://m", Path("/p")) == "sqlite:////x.db"
     assert redacted("postgresql://u:secret@db:5432/optuna") == "postgresql://u:***@db:5432/optuna"
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path):
+    """An SQLite MLflow store in ``tmp_path`` for this test; the earlier tracking URI afterwards."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    yield
+    mlflow.set_tracking_uri(previous)
+
+
+def test_a_failing_trial_is_failed_in_its_child_run_and_three_in_a_row_stop_the_worker(mlflow_store) -> None:
+    import mlflow
+
+    from dlflow.tuning.study import Objective, run_worker
+
+    study_params = TuningParams.model_validate(
+        {"cnn": {"study_name": "failing", "n_trials": 10, "space": {"training.lr": {"type": "float", "low": 0.1, "high": 1}}}}
+    ).cnn
+
+    def train(params, callbacks, checkpoint_dir):
+        raise FloatingPointError(f"loss is NaN at lr {params['training']['lr']:.2f}")
+
+    study = optuna.create_study(direction="maximize")
+    with mlflow.start_run() as parent:
+        with pytest.raises(RuntimeError, match=r"3 trials in a row failed on this worker; the last with: FloatingPointError"):
+            run_worker(study, Objective(study_params, {"training": {"lr": 0.5}}, train), n_trials=10, timeout_seconds=None)
+        assert mlflow.active_run().info.run_id == parent.info.run_id  # the parent is active again
+    assert [t.state.name for t in study.trials] == ["FAIL"] * 3
+    children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'", output_format="list")
+    assert sorted(r.data.tags["optuna.state"] for r in children) == ["FAIL"] * 3
+    assert {r.info.status for r in children} == {"FAILED"}
