@@ -176,3 +176,18 @@ def test_a_failing_trial_is_failed_in_its_child_run_and_three_in_a_row_stop_the_
     children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'", output_format="list")
     assert sorted(r.data.tags["optuna.state"] for r in children) == ["FAIL"] * 3
     assert {r.info.status for r in children} == {"FAILED"}
+
+
+def test_samplers_and_pruners_are_built_from_their_yaml() -> None:
+    from dlflow.config import PrunerParams, SamplerParams
+    from dlflow.tuning.storage import make_pruner, make_sampler
+
+    assert isinstance(make_sampler(SamplerParams()), optuna.samplers.TPESampler)
+    assert isinstance(make_sampler(SamplerParams(type="random", seed=None)), optuna.samplers.RandomSampler)
+    assert isinstance(make_pruner(PrunerParams()), optuna.pruners.MedianPruner)
+    assert isinstance(
+        make_pruner(PrunerParams(type="hyperband", min_resource=1, reduction_factor=2)), optuna.pruners.HyperbandPruner
+    )
+    assert isinstance(make_pruner(PrunerParams(type="none")), optuna.pruners.NopPruner)
+    draws = [optuna.create_study(sampler=make_sampler(SamplerParams(seed=7))).ask().suggest_float("x", 0, 1) for _ in range(2)]
+    assert draws[0] == draws[1]  # seeded: the same first trial every time
