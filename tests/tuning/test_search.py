@@ -128,9 +128,11 @@ def test_the_pruning_callback_reports_validated_epochs_and_stops_a_losing_trial(
 
 def test_the_trial_value_is_that_of_the_weights_fit_returned() -> None:
     history = [_record(1, 0.5, 0.9), _record(2, math.nan, math.nan), _record(3, 0.7, 0.8)]
-    assert trial_value(FitResult(None, history, 3, False, 0, 1.0), "val_accuracy") == 0.7  # the last validated
+    assert trial_value(FitResult(None, history, 3, False, 0, 1.0), "val_accuracy", False) == 0.7  # the last validated
     early = [_record(1, 0.6, 0.5), _record(2, 0.55, 0.7)]
-    assert trial_value(FitResult(None, early, 1, True, 0, 1.0), "val_loss") == 0.5  # early stop restored epoch 1
+    assert trial_value(FitResult(None, early, 1, True, 0, 1.0), "val_loss", True) == 0.5  # early stopping restored epoch 1
+    assert trial_value(FitResult(None, early, 1, False, 0, 1.0), "val_accuracy", True) == 0.6  # restored though not stopped
+    assert trial_value(FitResult(None, early, 1, False, 0, 1.0), "val_accuracy", False) == 0.55
 
 
 def test_the_study_lives_beside_the_mlflow_store_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:

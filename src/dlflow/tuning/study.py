@@ -24,13 +24,12 @@ if TYPE_CHECKING:
     from torch import nn
 
     from dlflow.config import StudyParams
-    from dlflow.training import Callback as CallbackType
     from dlflow.training.records import EpochRecord, FitResult
 
 logger = logging.getLogger(__name__)
 
 #: ``train(family_params, callbacks, checkpoint_dir) -> FitResult``: one trial's training.
-TrainFn = Callable[[dict[str, Any], list["CallbackType"], "str | None"], "FitResult"]
+TrainFn = Callable[[dict[str, Any], list[Callback], "str | None"], "FitResult"]
 MAX_FAILURES_IN_A_ROW = 3
 
 
@@ -56,12 +55,13 @@ class PruningCallback(Callback):
             raise optuna.TrialPruned(f"{self.metric} {value:.4f} at epoch {record.epoch}")
 
 
-def trial_value(result: FitResult, metric: str) -> float:
-    """The metric of the weights ``fit`` returned: the best epoch's when it restored one, else the last validated."""
+def trial_value(result: FitResult, metric: str, best_restored: bool) -> float:
+    """The metric of the weights ``fit`` returned: with ``best_restored`` (early stopping on, so the loop
+    restored its lowest-validation-loss epoch) that epoch's, else the last validated epoch's."""
     validated = [r for r in result.history if not math.isnan(getattr(r, metric))]
     if not validated:
         raise ValueError(f"no validated epoch to read {metric} from")
-    chosen = next((r for r in validated if r.epoch == result.best_epoch), None) if result.stopped_early else None
+    chosen = next((r for r in validated if r.epoch == result.best_epoch), None) if best_restored else None
     return float(getattr(chosen or validated[-1], metric))
 
 
@@ -100,7 +100,7 @@ class Objective:
                     self.failures_in_a_row, self.last_error = self.failures_in_a_row + 1, repr(error)
                 raise
             self.failures_in_a_row = 0
-            value = trial_value(result, self.study.metric)
+            value = trial_value(result, self.study.metric, params["training"].get("early_stopping_patience") is not None)
             mlflow.log_metric(f"trial_{self.study.metric}", value)
             log_model(result.model)
             trial.set_user_attr("history", [vars(record) for record in result.history])

@@ -37,6 +37,11 @@ def _run_study(family: str, family_params: dict[str, Any], tuning: dict[str, Any
     if study_params is None:
         raise ValueError(f"tuning.{family} is not set in conf/*/parameters_tuning.yml: there is no search to run")
     params = parse(family, family_params).model_dump()
+    if params["training"]["processes"] != 1 or "training.processes" in study_params.space:
+        raise ValueError(
+            f"{family}.training.processes must be 1 for tuning: each trial trains in its worker's process "
+            "(run more workers to use more cores or machines, see README 'Hyperparameter tuning')"
+        )
     url = storage_url(tuning, mlflow.get_tracking_uri(), Path.cwd())
     study = open_study(study_params, make_storage(url, tuning))
     tag_tuning_run(study.study_name, redacted(url))
