@@ -6,6 +6,7 @@ Unknown keys and bad values are errors that name the offending key, e.g.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import (
@@ -286,6 +287,17 @@ class SearchDimension(StrictModel):
             raise ValueError(f"an int dimension needs whole numbers, got {self.low}..{self.high}")
         return self
 
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one this dimension can draw."""
+        if self.type == "categorical":
+            return value in (self.choices or [])
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.type == "int" and not float(value).is_integer():
+            return False
+        on_grid = self.step is None or math.isclose((value - self.low) / self.step, round((value - self.low) / self.step))
+        return self.low <= value <= self.high and on_grid
+
     def values_to_check(self) -> list[Any]:
         """The values the family's own validation must accept: both ends of a range, or every choice."""
         if self.type == "categorical":
@@ -327,6 +339,7 @@ class StudyParams(StrictModel):
     timeout_minutes: float | None = Field(default=None, gt=0)
     sampler: SamplerParams = SamplerParams()
     pruner: PrunerParams = PrunerParams()
+    enqueue_defaults: bool = True  # the first trial: the family's configured values, the recipe to beat
     space: dict[str, SearchDimension] = Field(min_length=1)
 
     @model_validator(mode="before")

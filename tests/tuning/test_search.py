@@ -193,3 +193,23 @@ def test_samplers_and_pruners_are_built_from_their_yaml() -> None:
     assert isinstance(make_pruner(PrunerParams(type="none")), optuna.pruners.NopPruner)
     draws = [optuna.create_study(sampler=make_sampler(SamplerParams(seed=7))).ask().suggest_float("x", 0, 1) for _ in range(2)]
     assert draws[0] == draws[1]  # seeded: the same first trial every time
+
+
+def test_the_first_trial_repeats_the_configured_recipe_where_the_space_has_it(params: dict) -> None:
+    from dlflow.tuning.space import configured_values
+    from dlflow.tuning.study import enqueue_configured_values
+
+    space = TuningParams.model_validate(params["tuning"]).rnn.space
+    rnn = params["rnn"] | {"model": params["rnn"]["model"] | {"cell": "rnn"}}  # not a choice: sampled
+    assert configured_values(space, rnn) == {"training.lr": 0.001, "model.hidden_size": 100, "model.dropout": 0.5}
+    off_grid = rnn | {"model": rnn["model"] | {"hidden_size": 120}}  # between the steps of 50
+    assert "model.hidden_size" not in configured_values(space, off_grid)
+    study = optuna.create_study(direction="maximize")
+    enqueue_configured_values(study, space, rnn)
+    trial = study.ask()
+    assert suggest(trial, space) | {"model.cell": None} == {
+        "training.lr": 0.001,
+        "model.hidden_size": 100,
+        "model.dropout": 0.5,
+        "model.cell": None,
+    }

@@ -40,6 +40,21 @@ def suggest(trial: optuna.Trial, space: dict[str, SearchDimension]) -> dict[str,
     return values
 
 
+def configured_values(space: dict[str, SearchDimension], params: dict[str, Any]) -> dict[str, Any]:
+    """The family's configured value of each dimension that has one inside the dimension's range."""
+    found: dict[str, Any] = {}
+    for dotted, dimension in space.items():
+        node: Any = params
+        for name in dotted.split("."):
+            node = node.get(name, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is not _MISSING and dimension.contains(node):
+            found[dotted] = node
+    return found
+
+
+_MISSING = object()
+
+
 def kedro_params(family: str, values: dict[str, Any]) -> str:
     """The ``--params`` string that reproduces ``values`` in ``kedro run --pipeline <family>``."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dlflow.training.callbacks import Callback
-from dlflow.tuning.space import overlay, suggest
+from dlflow.tuning.space import configured_values, overlay, suggest
 
 if TYPE_CHECKING:
     import optuna
@@ -107,6 +107,17 @@ class Objective:
         if checkpoint_dir is not None:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the model is in the child run now
         return value
+
+
+def enqueue_configured_values(study: optuna.Study, space: dict[str, Any], params: dict[str, Any]) -> None:
+    """Queue the family's configured values as the study's first trial: the search starts from the
+    recipe it has to beat. Dimensions without a configured value inside their range are sampled."""
+    values = configured_values(space, params)
+    sampled = sorted(set(space) - set(values))
+    logger.info("Study %s: first trial = the configured values %s%s", study.study_name, values,
+                f" (sampled: {', '.join(sampled)})" if sampled else "")  # fmt: skip
+    if values:
+        study.enqueue_trial(values, skip_if_exists=True)
 
 
 def _fail_stale_trials(study: optuna.Study) -> None:

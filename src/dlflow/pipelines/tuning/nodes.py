@@ -24,12 +24,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def _run_study(family: str, family_params: dict[str, Any], tuning: dict[str, Any], train: TrainFn, wait: bool) -> optuna.Study:
-    """Join (or create) the family's study and run this worker's trials; with ``wait``, also wait for the others'."""
+def _run_study(
+    family: str,
+    family_params: dict[str, Any],
+    tuning: dict[str, Any],
+    train: TrainFn,
+    wait: bool,
+    implicit: dict[str, Any] | None = None,
+) -> optuna.Study:
+    """Join (or create) the family's study and run this worker's trials; with ``wait``, also wait for the others'.
+
+    ``implicit``: dotted values the family uses without stating them (the CNN constructor's
+    defaults), for the first trial that repeats the configured recipe.
+    """
     import mlflow
 
+    from dlflow.tuning.space import overlay
     from dlflow.tuning.storage import make_storage, open_study, redacted, storage_url
-    from dlflow.tuning.study import Objective, run_worker, wait_for_workers
+    from dlflow.tuning.study import Objective, enqueue_configured_values, run_worker, wait_for_workers
     from dlflow.tuning.tracking import tag_tuning_run
 
     tuning = TuningParams.model_validate(tuning)
@@ -44,6 +56,8 @@ def _run_study(family: str, family_params: dict[str, Any], tuning: dict[str, Any
         )
     url = storage_url(tuning, mlflow.get_tracking_uri(), Path.cwd())
     study = open_study(study_params, make_storage(url, tuning))
+    if study_params.enqueue_defaults and not study.trials:
+        enqueue_configured_values(study, study_params.space, overlay(params, implicit or {}) if implicit else params)
     tag_tuning_run(study.study_name, redacted(url))
     logger.info("Study %s on %s: %d trials so far", study.study_name, redacted(url), len(study.trials))
     root = params["training"].get("checkpoint_dir")
@@ -74,7 +88,24 @@ def tune_cnn(
             callbacks=callbacks, checkpoint_dir=checkpoint_dir,
         )  # fmt: skip
 
-    return _run_study("cnn", cnn, tuning, train, wait)
+    return _run_study("cnn", cnn, tuning, train, wait, implicit=_cnn_option_defaults(cnn))
+
+
+def _cnn_option_defaults(cnn: dict[str, Any]) -> dict[str, Any]:
+    """``model.options.<name>`` = the architecture's constructor default, for each option the YAML leaves out."""
+    import inspect
+
+    from dlflow.models.cnn import ARCHITECTURES
+
+    model = parse("cnn", cnn).model
+    architecture = ARCHITECTURES.get(model.architecture)
+    if architecture is None:
+        return {}
+    return {
+        f"model.options.{name}": parameter.default
+        for name, parameter in inspect.signature(architecture).parameters.items()
+        if parameter.default is not inspect.Parameter.empty and name not in model.options
+    }
 
 
 def tune_rnn(
