@@ -80,21 +80,23 @@ def test_one_worker_runs_trials_as_child_runs_prunes_and_registers_the_best(kedr
     assert {str(v.version) for v in client.search_model_versions(f"name = '{MODEL_NAME}'")} == {"1", "2"}
 
 
-def _two_workers(project: Path, data_mirror: Path, storage: str | None, study_name: str, total: int) -> list[str]:
+def _two_workers(
+    project: Path, data_mirror: Path, storage: str | None, study_name: str, total: int, pipelines=("tune_cnn_trials",) * 2
+) -> list[str]:
     env = os.environ | {"DLFLOW_DATA_MIRROR": str(data_mirror), "KEDRO_DISABLE_TELEMETRY": "true"}
     if storage is not None:
         env["DLFLOW_TUNING_STORAGE"] = storage
     params = f"{SMALL},tuning.cnn.study_name={study_name},tuning.cnn.n_trials={total},tuning.cnn.sampler.seed=null,cnn.training.num_threads=1"
     workers = [
         subprocess.Popen(
-            kedro_run_command("tune_cnn_trials", "--params", params),
+            kedro_run_command(pipeline, "--params", params),
             cwd=project,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-        )  # fmt: skip
-        for _ in range(2)
+        )
+        for pipeline in pipelines
     ]
     outputs = [worker.communicate(timeout=600)[0] for worker in workers]
     for worker, output in zip(workers, outputs):
@@ -114,16 +116,22 @@ def _assert_one_study_of(study: optuna.Study, total: int) -> None:
     assert len(workers) == len(study.trials)  # one child run per trial
 
 
-def test_two_workers_share_one_sqlite_study(kedro_project: Path, data_mirror: Path) -> None:
-    _two_workers(kedro_project, data_mirror, None, "two-workers", total=4)
+def test_two_workers_share_one_sqlite_study_and_one_of_them_registers_the_best(kedro_project: Path, data_mirror: Path) -> None:
+    _two_workers(kedro_project, data_mirror, None, "two-workers", total=4, pipelines=("tune_cnn_trials", "tune_cnn"))
     storage = f"sqlite:///{Path(os.environ['MLFLOW_TRACKING_URI'].removeprefix('sqlite:///')).parent / 'optuna.db'}"
     study = _study(storage, "two-workers")
     _assert_one_study_of(study, 4)
     client = MlflowClient()
-    parents = {r.info.run_id for r in _runs(client) if r.data.tags.get("optuna.role") == "parent"}
+    parents = {r.info.run_id: r for r in _runs(client) if r.data.tags.get("optuna.role") == "parent"}
     assert len(parents) == 2
     trial_parents = {r.data.tags["mlflow.parentRunId"] for r in _runs(client) if "optuna.trial" in r.data.tags}
-    assert trial_parents == parents  # both workers ran trials
+    assert trial_parents == set(parents)  # both workers ran trials
+    # tune_cnn waited for the other worker's trials, then tested and registered the study's best, once
+    (tested,) = [run for run in parents.values() if "test_accuracy" in run.data.metrics]
+    best = json.loads(Path("data/08_reporting/cnn/tuning/best_params.json").read_text())
+    assert best["best_trial"] == study.best_trial.number
+    (version,) = client.search_model_versions(f"name = '{MODEL_NAME}'")
+    assert version.run_id == tested.info.run_id
 
 
 @pytest.fixture

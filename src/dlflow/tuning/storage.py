@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 STORAGE_ENV = "DLFLOW_TUNING_STORAGE"
 SQLITE_FILE = "optuna.db"
+SCHEMA_ATTEMPTS = 5
 
 
 def storage_url(tuning: TuningParams, tracking_uri: str, project_root: Path) -> str:
@@ -54,19 +56,32 @@ def make_storage(url: str, tuning: TuningParams) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats: a trial whose worker stopped beating is failed, then retried."""
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from sqlalchemy.exc import SQLAlchemyError
 
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    from dlflow.tracking.server import _sqlite_setup_lock  # the lock the MLflow store is created under
+
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    with warnings.catch_warnings():
+    # Workers that start together would all create the schema of a new database: on SQLite one does it
+    # under a file lock while the others wait; elsewhere (PostgreSQL) the losers of the race try again.
+    with _sqlite_setup_lock(url), warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=tuning.heartbeat_interval_seconds,
-            grace_period=tuning.grace_period_seconds,
-            heartbeat_stale_trial_callback=StaleTrialCallback(RetryHeartbeatStaleTrialCallback(max_retry=tuning.max_retry)),
-        )
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                return RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=tuning.heartbeat_interval_seconds,
+                    grace_period=tuning.grace_period_seconds,
+                    heartbeat_stale_trial_callback=StaleTrialCallback(
+                        RetryHeartbeatStaleTrialCallback(max_retry=tuning.max_retry)
+                    ),
+                )
+            except SQLAlchemyError as error:
+                if attempt == SCHEMA_ATTEMPTS - 1:
+                    raise
+                logger.info("Study storage %s not ready (%s); trying again", redacted(url), type(error).__name__)
+                time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
 
 
 class StaleTrialCallback:
