@@ -213,3 +213,15 @@ def test_the_first_trial_repeats_the_configured_recipe_where_the_space_has_it(pa
         "model.dropout": 0.5,
         "model.cell": None,
     }
+
+
+def test_a_study_without_a_complete_trial_yet_still_gets_its_report() -> None:
+    from dlflow.tuning.report import best_summary, study_metrics, study_plots, trials_table
+
+    study = optuna.create_study(study_name="early", direction="maximize")
+    study.ask()  # another worker's trial, still running
+    summary = best_summary(study, "cnn", "val_accuracy")
+    assert summary["best_trial"] is None and summary["trials"] == {"running": 1}
+    assert study_metrics(summary) == {"tuning_trials_complete": 0.0, "tuning_trials_pruned": 0.0, "tuning_trials_fail": 0.0}
+    assert trials_table(study)["state"].tolist() == ["RUNNING"]
+    assert set(study_plots(study)) == {"optimization_history", "parallel_coordinate", "param_importances"}

@@ -39,32 +39,47 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
 
 
 def best_summary(study: optuna.Study, family: str, metric: str) -> dict[str, Any]:
-    """The best trial: number, value, parameters, the ``--params`` string that reproduces them, and state counts."""
-    best = study.best_trial  # raises ValueError without a complete trial
-    cli = kedro_params(family, best.params)
+    """The best trial: number, value, parameters, the ``--params`` string that reproduces them, and state counts.
+
+    Before any trial is complete (other workers' still running) the ``best_*`` fields are None.
+    """
+    import optuna
+
     states = pd.Series([t.state.name for t in study.get_trials(deepcopy=False)]).value_counts().to_dict()
-    return {
+    summary: dict[str, Any] = {
         "study_name": study.study_name,
         "metric": metric,
         "direction": study.direction.name.lower(),
+        "trials": {state.lower(): int(count) for state, count in states.items()},
+    }
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        logger.warning("Study %s has no complete trial yet: %s", study.study_name, summary["trials"])
+        return summary | {
+            key: None for key in ("best_trial", "best_value", "best_params", "kedro_params", "command", "mlflow_run_id")
+        }
+    best = study.best_trial
+    cli = kedro_params(family, best.params)
+    return summary | {
         "best_trial": best.number,
         "best_value": best.value,
         "best_params": dict(best.params),
         "kedro_params": cli,
         "command": f'kedro run --pipeline {family} --params "{cli}"',
         "mlflow_run_id": best.user_attrs.get("mlflow_run_id"),
-        "trials": {state.lower(): int(count) for state, count in states.items()},
     }
 
 
 def study_metrics(summary: dict[str, Any]) -> dict[str, float]:
     """What the parent run logs as metrics: the best value and how many trials ended in each state."""
     trials = summary["trials"]
-    return {
-        f"tuning_best_{summary['metric']}": float(summary["best_value"]),
-        "tuning_best_trial": float(summary["best_trial"]),
-        **{f"tuning_trials_{state}": float(trials.get(state, 0)) for state in ("complete", "pruned", "fail")},
-    }
+    best = {}
+    if summary["best_trial"] is not None:
+        best = {
+            f"tuning_best_{summary['metric']}": float(summary["best_value"]),
+            "tuning_best_trial": float(summary["best_trial"]),
+        }
+    return best | {f"tuning_trials_{state}": float(trials.get(state, 0)) for state in ("complete", "pruned", "fail")}
 
 
 def study_plots(study: optuna.Study) -> dict[str, Figure]:

@@ -132,8 +132,9 @@ def summarise_study(study: Any, tuning: dict[str, Any], *, family: str) -> tuple
 
     study_params = getattr(TuningParams.model_validate(tuning), family)
     summary = best_summary(study, family, study_params.metric)
-    logger.info("Study %s: best trial %d, %s %.4f; reproduce with: %s", study.study_name, summary["best_trial"],
-                summary["metric"], summary["best_value"], summary["command"])  # fmt: skip
+    if summary["best_trial"] is not None:
+        logger.info("Study %s: best trial %d, %s %.4f; reproduce with: %s", study.study_name, summary["best_trial"],
+                    summary["metric"], summary["best_value"], summary["command"])  # fmt: skip
     return trials_table(study), summary, mlflow_metrics(study_metrics(summary))
 
 
@@ -148,9 +149,15 @@ def plot_study(study: Any) -> tuple[Any, Any, Any]:
 def select_best_model(study: Any, family_params: dict[str, Any], *, family: str) -> tuple[Any, dict[str, Any], list[dict]]:
     """The best trial's model (from its MLflow child run, whichever worker trained it), the family's
     parameters with the trial's values laid over them, and its per-epoch history."""
+    from optuna.trial import TrialState
+
     from dlflow.tuning.space import overlay
     from dlflow.tuning.tracking import load_model
 
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        raise ValueError(
+            f"study {study.study_name} has no complete trial: nothing to test or register ({len(study.trials)} trials)"
+        )
     best = study.best_trial
     params = overlay(parse(family, family_params).model_dump(), best.params)
     return load_model(best), params, list(best.user_attrs.get("history", []))
