@@ -57,7 +57,7 @@ def _run_study(
     url = storage_url(tuning, mlflow.get_tracking_uri(), Path.cwd())
     study = open_study(study_params, make_storage(url, tuning))
     if study_params.enqueue_defaults and not study.trials:
-        enqueue_configured_values(study, study_params.space, overlay(params, implicit or {}) if implicit else params)
+        enqueue_configured_values(study, study_params.space, overlay(params, implicit or {}))
     tag_tuning_run(study.study_name, redacted(url))
     logger.info("Study %s on %s: %d trials so far", study.study_name, redacted(url), len(study.trials))
     root = params["training"].get("checkpoint_dir")
