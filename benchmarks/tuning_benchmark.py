@@ -58,9 +58,8 @@ def kedro(pipeline: str, env_name: str, params: dict[str, str]) -> list[str]:
 
 def parent_run(client, study_name: str):
     """The newest tuning (parent) run of ``study_name``."""
-    experiment = client.get_experiment_by_name("dlflow")
     runs = client.search_runs(
-        [experiment.experiment_id],
+        [e.experiment_id for e in client.search_experiments()],
         f"tags.`optuna.study` = '{study_name}' and tags.`optuna.role` = 'parent'",
         order_by=["attributes.start_time DESC"],
     )
@@ -112,8 +111,8 @@ def main() -> None:
 
         print("default recipe: kedro run --pipeline cnn ...", flush=True)
         timing = timed(kedro("cnn", args.env, {}), project, env, root / "default.log")
-        experiment = client.get_experiment_by_name("dlflow")
-        (default_run,) = client.search_runs([experiment.experiment_id], max_results=1, order_by=["attributes.start_time DESC"])
+        experiments = [e.experiment_id for e in client.search_experiments()]  # whichever the pipeline logs into
+        (default_run,) = client.search_runs(experiments, max_results=1, order_by=["attributes.start_time DESC"])
         result["default"] = {"wall_seconds": timing["wall_seconds"], "test_accuracy": default_run.data.metrics["test_accuracy"]}
 
         print(f"tuned: kedro run --pipeline tune_cnn, {args.budget_minutes} min ...", flush=True)
