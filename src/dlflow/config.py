@@ -6,6 +6,7 @@ Unknown keys and bad values are errors that name the offending key, e.g.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import (
@@ -255,6 +256,198 @@ class CacheParams(StrictModel):
     directory: str = "data/09_node_cache"  # one record per completed node
 
 
+# --------------------------------------------------------------------------- hyperparameter tuning
+
+
+class SearchDimension(StrictModel):
+    """One dimension of a search space: ``float`` (``log`` for a log scale), ``int`` or ``categorical``."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+    choices: list[Any] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _a_range_or_choices(self) -> SearchDimension:
+        if self.type == "categorical":
+            if self.choices is None or self.low is not None or self.high is not None:
+                raise ValueError("a categorical dimension takes `choices` (and no low/high)")
+            return self
+        if self.low is None or self.high is None or self.choices is not None:
+            raise ValueError(f"a {self.type} dimension takes `low` and `high` (and no choices)")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log scale needs low > 0, got {self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("`step` and `log` do not go together")
+        if self.type == "int" and not (float(self.low).is_integer() and float(self.high).is_integer()):
+            raise ValueError(f"an int dimension needs whole numbers, got {self.low}..{self.high}")
+        return self
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one this dimension can draw."""
+        if self.type == "categorical":
+            return value in (self.choices or [])
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.type == "int" and not float(value).is_integer():
+            return False
+        on_grid = self.step is None or math.isclose((value - self.low) / self.step, round((value - self.low) / self.step))
+        return self.low <= value <= self.high and on_grid
+
+    def values_to_check(self) -> list[Any]:
+        """The values the family's own validation must accept: both ends of a range, or every choice."""
+        if self.type == "categorical":
+            return list(self.choices or [])
+        cast = int if self.type == "int" else float
+        return [cast(self.low), cast(self.high)]
+
+
+class SamplerParams(StrictModel):
+    type: Literal["tpe", "random"] = "tpe"
+    seed: int | None = 42  # seeded by default: the same trials in the same order on one worker
+    n_startup_trials: int = Field(default=10, ge=0)  # TPE: random trials before the model takes over
+
+
+class PrunerParams(StrictModel):
+    """``median``: stop a trial whose epoch metric is worse than the median of earlier trials at that epoch;
+    ``hyperband``: Optuna's HyperbandPruner over epochs; ``none``: never prune."""
+
+    type: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(default=3, ge=0)  # median: trials that finish before any is pruned
+    n_warmup_steps: int = Field(default=0, ge=0)  # median: epochs before a trial may be pruned
+    min_resource: int = Field(default=1, ge=1)  # hyperband: epochs every trial gets
+    reduction_factor: int = Field(default=3, ge=2)  # hyperband
+
+
+class StudyParams(StrictModel):
+    """One family's search: what to optimise, how long, how to sample and prune, and the space.
+
+    ``space`` maps dotted names under the family's parameters (``training.lr``,
+    ``model.hidden_size``) to dimensions; ``n_trials`` counts the study's finished
+    trials over all workers, ``timeout_minutes`` is each worker's budget (no trial
+    starts after it; at least one of them must be set).
+    """
+
+    study_name: str = Field(min_length=1)
+    metric: Literal["val_accuracy", "val_loss"] = "val_accuracy"  # validation data only: the test set is touched once
+    direction: Literal["maximize", "minimize"] = "maximize"
+    n_trials: int | None = Field(default=None, ge=1)
+    timeout_minutes: float | None = Field(default=None, gt=0)
+    sampler: SamplerParams = SamplerParams()
+    pruner: PrunerParams = PrunerParams()
+    enqueue_defaults: bool = True  # the first trial: the family's configured values, the recipe to beat
+    space: dict[str, SearchDimension] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dotted_names(cls, data: Any) -> Any:
+        """``space`` may nest (``training: {lr: {...}}``, what ``--params tuning.cnn.space.training.lr.low=...``
+        gives) or use dotted keys (``training.lr: {...}``); both become dotted names."""
+        if isinstance(data, dict) and isinstance(data.get("space"), dict):
+            data = data | {"space": _flatten_space(data["space"])}
+        return data
+
+    @model_validator(mode="after")
+    def _a_budget_and_a_sensible_direction(self) -> StudyParams:
+        if self.n_trials is None and self.timeout_minutes is None:
+            raise ValueError("set n_trials, timeout_minutes or both: the study needs a budget")
+        expected = "minimize" if self.metric == "val_loss" else "maximize"
+        if self.direction != expected:
+            raise ValueError(f"{self.metric} is to {expected}, not to {self.direction}")
+        return self
+
+
+_DIMENSION_KEYS = set(SearchDimension.model_fields)
+
+
+def _flatten_space(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not (_DIMENSION_KEYS & set(value)):
+            items = _flatten_space(value, f"{name}.").items()
+        else:
+            items = [(name, value)]
+        for dotted, dimension in items:
+            if dotted in flat:
+                raise ValueError(f"space: {dotted} is given twice")
+            flat[dotted] = dimension
+    return flat
+
+
+class TuningParams(StrictModel):
+    """``conf/*/parameters_tuning.yml``: the studies of ``tune_cnn`` / ``tune_rnn`` and where they live.
+
+    ``storage``: an Optuna RDB URL (``postgresql://...`` in team mode); null: the
+    ``DLFLOW_TUNING_STORAGE`` environment variable, else an SQLite file beside the
+    MLflow store. A worker whose heartbeat stops for ``grace_period_seconds``
+    has its trial failed and retried up to ``max_retry`` times.
+    """
+
+    storage: str | None = None
+    heartbeat_interval_seconds: int = Field(default=30, ge=1)
+    grace_period_seconds: int | None = Field(default=None, ge=1)  # null: 2 x the heartbeat interval (Optuna's default)
+    max_retry: int = Field(default=1, ge=0)
+    wait_for_workers_minutes: float = Field(default=60, ge=0)  # tune_<family> waits this long for other workers' trials
+    cnn: StudyParams | None = None
+    rnn: StudyParams | None = None
+
+
+#: The parameter blocks of a family that a trial may change: the rest is computed before the trials.
+TUNABLE_BLOCKS = {"cnn": ("model", "training", "augmentation"), "rnn": ("model", "training")}
+
+
+def check_search_space(family: str, space: dict[str, SearchDimension], family_params: dict[str, Any]) -> None:
+    """Refuse, naming the key, a dimension the family does not have or whose values its validation refuses.
+
+    Keys are dotted names under the family's block; ``model.options.<name>`` (CNN) must
+    be an argument of the configured architecture's constructor.
+    """
+    from dlflow.tuning.space import overlay  # a pure helper; no torch
+
+    base = parse(family, family_params).model_dump()
+    for key, dimension in space.items():
+        where = f"tuning.{family}.space.{key}"
+        block = key.split(".", 1)[0]
+        if block not in TUNABLE_BLOCKS[family]:
+            raise ValueError(
+                f"{where}: {family}.{block} is not tunable (it is computed before the trials); "
+                f"tunable blocks: {', '.join(TUNABLE_BLOCKS[family])}"
+            )
+        if not _has_key(base, key, family):
+            raise ValueError(f"{where}: unknown parameter {family}.{key}")
+        for value in dimension.values_to_check():
+            try:
+                parse(family, overlay(base, {key: value}))
+            except ValueError as error:
+                raise ValueError(f"{where}: {value!r} is refused by the {family} parameters: {error}") from None
+
+
+def _has_key(params: dict[str, Any], key: str, family: str) -> bool:
+    *parents, leaf = key.split(".")
+    node: Any = params
+    for name in parents:
+        if not isinstance(node, dict) or name not in node:
+            return False
+        node = node[name]
+    if not isinstance(node, dict):
+        return False
+    if leaf in node:
+        return True
+    if family == "cnn" and parents == ["model", "options"]:
+        import inspect
+
+        from dlflow.models.cnn import ARCHITECTURES
+
+        architecture = ARCHITECTURES.get(params["model"]["architecture"])
+        return architecture is not None and leaf in inspect.signature(architecture).parameters
+    return False
+
+
 PARAMETER_MODELS: dict[str, type[StrictModel]] = {
     "cnn": CnnParams,
     "text": TextParams,
@@ -263,6 +456,7 @@ PARAMETER_MODELS: dict[str, type[StrictModel]] = {
     "inference": InferenceParams,
     "promotion": PromotionParams,
     "cache": CacheParams,
+    "tuning": TuningParams,
 }
 
 
@@ -281,3 +475,16 @@ def validate_parameters(params: dict[str, Any]) -> None:
     for name in PARAMETER_MODELS:
         if name in params:
             parse(name, params[name])
+    if params.get("tuning"):
+        _check_tuning(parse("tuning", params["tuning"]), params)
+
+
+def _check_tuning(tuning: TuningParams, params: dict[str, Any]) -> None:
+    """Each family's search space against the family's own parameters (``check_search_space``)."""
+    for family in TUNABLE_BLOCKS:
+        study = getattr(tuning, family)
+        if study is not None and family in params:
+            try:
+                check_search_space(family, study.space, params[family])
+            except ValueError as error:
+                raise ValueError(f"Invalid parameters in conf/*/parameters_tuning.yml: {error}") from None

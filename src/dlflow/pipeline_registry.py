@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from dlflow.pipelines import cnn, inference, ingestion, rnn, word2vec
+from dlflow.pipelines import cnn, inference, ingestion, rnn, tuning, word2vec
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -15,6 +15,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         "rnn": rnn.create_pipeline(),
         "inference_cnn": inference.create_cnn_pipeline(),
         "inference_rnn": inference.create_rnn_pipeline(),
+        "tune_cnn": tuning.create_pipeline("cnn"),
+        "tune_rnn": tuning.create_pipeline("rnn"),
+        "tune_cnn_trials": tuning.create_pipeline("cnn", worker_only=True),
+        "tune_rnn_trials": tuning.create_pipeline("rnn", worker_only=True),
     }
     pipelines["nlp"] = pipelines["word2vec"] + pipelines["rnn"]
     pipelines["inference"] = pipelines["inference_cnn"] + pipelines["inference_rnn"]

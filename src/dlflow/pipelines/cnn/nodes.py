@@ -86,22 +86,47 @@ def train_cnn(
     augmentation: dict[str, Any],
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train the configured CNN with the shared loop; return the model and its per-epoch history."""
-    from dlflow.models import build_cnn, random_hflip
     from dlflow.tracking.resume import run_checkpoint_dir
-    from dlflow.training import MlflowEpochLogger, TrainConfig, fit, seed_everything
+    from dlflow.training import MlflowEpochLogger
+
+    checkpoint_dir = run_checkpoint_dir(TrainingParams.model_validate(training).checkpoint_dir)
+    result = fit_cnn(
+        train_split, val_split, normalisation, class_names, model, training, augmentation,
+        callbacks=[MlflowEpochLogger()], checkpoint_dir=checkpoint_dir,
+    )  # fmt: skip
+    return result.model, [vars(record) for record in result.history]
+
+
+def fit_cnn(
+    train_split: pd.DataFrame,
+    val_split: pd.DataFrame,
+    normalisation: dict[str, float],
+    class_names: list[str],
+    model: dict[str, Any],
+    training: dict[str, Any],
+    augmentation: dict[str, Any],
+    *,
+    callbacks: list[Any],
+    checkpoint_dir: str | None,
+) -> Any:
+    """``train_cnn``'s training, with the loop's callbacks and checkpoint folder given (tuning trials use it too).
+
+    Returns the loop's ``FitResult``.
+    """
+    from dlflow.models import build_cnn, random_hflip
+    from dlflow.training import TrainConfig, fit, seed_everything
 
     model, training = CnnModelParams.model_validate(model), TrainingParams.model_validate(training)
     seed_everything(training.seed, training.deterministic)  # same initial weights every run
     network = build_cnn(model.architecture, num_classes=len(class_names), **model.options)
-    result = fit(
+    return fit(
         network,
         _tensors(train_split, normalisation),
         _tensors(val_split, normalisation),
-        TrainConfig(**training.model_dump() | {"checkpoint_dir": run_checkpoint_dir(training.checkpoint_dir)}),
-        callbacks=[MlflowEpochLogger()],
+        TrainConfig(**training.model_dump() | {"checkpoint_dir": checkpoint_dir}),
+        callbacks=callbacks,
         train_transform=random_hflip if AugmentationParams.model_validate(augmentation).horizontal_flip else None,
     )
-    return result.model, [vars(record) for record in result.history]
 
 
 def predict_cnn(

@@ -108,10 +108,8 @@ def cross_validate_rnn(
     Returns the model of ``test_fold``, its per-epoch history, the out-of-fold
     predictions, MLflow metrics (``cv_accuracy_mean``/``_std`` and per fold) and a JSON report.
     """
-    from sklearn.model_selection import train_test_split
-
     from dlflow.tracking.resume import run_checkpoint_dir
-    from dlflow.training import MlflowEpochLogger, TrainConfig, fit, predict, seed_everything
+    from dlflow.training import MlflowEpochLogger, TrainConfig, predict
 
     rnn: RnnParams = parse("rnn", params)
     folds = encoded["folds"]
@@ -119,22 +117,9 @@ def cross_validate_rnn(
     predictions, accuracies = [], {}
     chosen_model, chosen_history = None, []
     for fold in _folds_to_run(rnn, folds):
-        train_rows, val_rows = train_test_split(
-            np.flatnonzero(folds != fold),
-            test_size=rnn.evaluation.validation_fraction,
-            stratify=encoded["labels"][folds != fold],
-            random_state=rnn.training.seed,
-        )
-        test_rows = np.flatnonzero(folds == fold)
-        seed_everything(rnn.training.seed, rnn.training.deterministic)
         prefix = "" if fold == rnn.evaluation.test_fold else f"fold{fold}_"
-        result = fit(
-            _build_rnn(rnn, embeddings),
-            _split(encoded, np.sort(train_rows)),
-            _split(encoded, np.sort(val_rows)),
-            config,
-            callbacks=[MlflowEpochLogger(prefix=prefix, samples="sentences")],
-        )
+        result = fit_rnn_fold(encoded, embeddings, rnn, fold, config, [MlflowEpochLogger(prefix=prefix, samples="sentences")])
+        test_rows = np.flatnonzero(folds == fold)
         test = _split(encoded, test_rows)
         probabilities = predict(result.model, test.features, batch_size=config.eval_batch_size, device="cpu").numpy()
         accuracies[fold] = float((probabilities.argmax(1) == test.targets.numpy()).mean())
@@ -163,6 +148,35 @@ def cross_validate_rnn(
     metrics |= {f"cv_fold{k}_accuracy": v for k, v in accuracies.items()}
     oof = pd.concat(predictions).sort_values("row").reset_index(drop=True)
     return chosen_model.cpu().eval(), chosen_history, oof, mlflow_metrics(metrics), report
+
+
+def fit_rnn_fold(
+    encoded: dict[str, np.ndarray], embeddings: np.ndarray, rnn: RnnParams, fold: int, config: Any, callbacks: list[Any]
+) -> Any:
+    """Train one RNN with fold ``fold`` held out: a seeded, stratified validation slice of the other folds
+    (``rnn.evaluation.validation_fraction``) is validated each epoch. Returns the loop's ``FitResult``.
+
+    ``cross_validate_rnn`` calls it per fold; tuning trials call it for ``test_fold``.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from dlflow.training import fit, seed_everything
+
+    folds = encoded["folds"]
+    train_rows, val_rows = train_test_split(
+        np.flatnonzero(folds != fold),
+        test_size=rnn.evaluation.validation_fraction,
+        stratify=encoded["labels"][folds != fold],
+        random_state=rnn.training.seed,
+    )
+    seed_everything(rnn.training.seed, rnn.training.deterministic)
+    return fit(
+        _build_rnn(rnn, embeddings),
+        _split(encoded, np.sort(train_rows)),
+        _split(encoded, np.sort(val_rows)),
+        config,
+        callbacks=callbacks,
+    )
 
 
 def cross_validate_naive_bayes(mr_sentences: pd.DataFrame, params: dict[str, Any]) -> tuple[dict, dict]:
