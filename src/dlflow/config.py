@@ -470,11 +470,22 @@ def parse(name: str, params: dict[str, Any]) -> StrictModel:
         raise ValueError(f"Invalid parameters in conf/*/parameters_{name}.yml: {problems}") from None
 
 
-def validate_parameters(params: dict[str, Any]) -> None:
-    """Check every known parameter block present in ``params``."""
+def validate_parameters(params: dict[str, Any], search_spaces: bool = True) -> None:
+    """Check every known parameter block present in ``params``; with ``search_spaces``, also each
+    tuning search space against its family's parameters (:func:`validate_search_spaces`)."""
     for name in PARAMETER_MODELS:
         if name in params:
             parse(name, params[name])
+    if search_spaces:
+        validate_search_spaces(params)
+
+
+def validate_search_spaces(params: dict[str, Any]) -> None:
+    """Each family's search space in ``params['tuning']`` against the family's own parameters.
+
+    A CNN space over ``model.options`` reads the architecture's constructor, which imports
+    torch: the project's hook runs this only before a tuning pipeline, not on every ``kedro`` command.
+    """
     if params.get("tuning"):
         _check_tuning(parse("tuning", params["tuning"]), params)
 

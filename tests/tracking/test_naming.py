@@ -18,6 +18,15 @@ PARAMS = {
         "training": {"epochs": 4},
     },
     "inference": {"cnn": {"model_name": "dlflow-cnn-fashion_mnist", "alias": "champion"}},
+    "tuning": {
+        "cnn": {
+            "study_name": "tune-cnn-fashion_mnist",
+            "n_trials": 30,
+            "sampler": {"type": "tpe"},
+            "pruner": {"type": "median"},
+            "space": {"training": {"lr": {"type": "float", "low": 0.001, "high": 0.01}}, "model.options.dropout": {}},
+        }
+    },
 }
 
 
@@ -33,6 +42,7 @@ def test_each_family_has_its_experiment(project_config) -> None:
     assert experiment_name(["word2vec"], project_config) == "dlflow/word2vec"
     assert experiment_name(["nlp"], project_config) == "dlflow/rnn"
     assert experiment_name(["inference_rnn"], project_config) == "dlflow/inference"
+    assert experiment_name(["tune_cnn_trials"], project_config) == "dlflow/tune_cnn"  # every worker of a study
     assert experiment_name(["my_pipeline"], project_config) == "dlflow/my_pipeline"  # not listed: <prefix>/<pipeline>
 
 
@@ -47,6 +57,8 @@ def test_run_names_say_what_ran() -> None:
     assert run_name(["inference_cnn"], PARAMS) == "inference_cnn champion"
     assert run_name(["inference_cnn"], PARAMS, tags={"inference.cnn.model_version": "3"}) == "inference_cnn champion v3"
     assert run_name(["something_else"], PARAMS) == "something_else"
+    assert run_name(["tune_cnn"], PARAMS) == "tune_cnn tune-cnn-fashion_mnist 30 trials"
+    assert run_name(["tune_cnn_trials"], PARAMS) == "tune_cnn_trials tune-cnn-fashion_mnist 30 trials"
 
 
 def test_descriptions_say_what_ran_on_which_data_and_then_the_result(project_config) -> None:
@@ -54,6 +66,9 @@ def test_descriptions_say_what_ran_on_which_data_and_then_the_result(project_con
     assert "fast CNN trained on fashion_mnist" in text and "4 epochs of batch 256" in text
     assert "`kedro run --pipeline=cnn` (Kedro environment `test`)" in text
     assert "corpora mr, subjectivity" in run_description(["word2vec"], PARAMS)
+    tuning = run_description(["tune_cnn"], PARAMS)
+    assert "Optuna study tune-cnn-fashion_mnist, tpe sampler, median pruner" in tuning
+    assert "over cnn: model.options.dropout, training.lr; budget 30 trials" in tuning and "promotion gate" in tuning
     assert "biLSTM" in run_description(["rnn"], PARAMS) and "10-fold cross-validation" in run_description(["rnn"], PARAMS)
 
     metrics = {"test_accuracy": 0.92961, "test_macro_f1": 0.9301, "train_loss": 0.2}

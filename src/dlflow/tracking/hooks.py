@@ -17,7 +17,7 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 
-from dlflow.config import validate_parameters
+from dlflow.config import validate_parameters, validate_search_spaces
 from dlflow.tracking.lineage import git_state, table_digest
 from dlflow.tracking.records import log_table_input
 from dlflow.tracking.server import check_tracking_server, ensure_experiment
@@ -38,11 +38,21 @@ LINEAGE_LAYERS = ("02_intermediate", "05_model_input")
 
 
 class ParameterValidationHook:
-    """Fails fast, before any data is touched, when a parameter block is invalid."""
+    """Fails fast, before any data is touched, when a parameter block is invalid: every block once the
+    context exists, and the tuning search spaces before a tuning pipeline runs (before MLflow starts a run)."""
+
+    def __init__(self) -> None:
+        self._params: dict[str, Any] = {}
 
     @hook_impl
     def after_context_created(self, context) -> None:
-        validate_parameters(context.params)
+        self._params = context.params
+        validate_parameters(context.params, search_spaces=False)
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, pipeline) -> None:
+        if any(node.name.startswith("tune_") for node in pipeline.nodes):
+            validate_search_spaces(self._params)
 
 
 class TrackingStoreHook:

@@ -136,6 +136,35 @@ def _both(*describers: Describer) -> Describer:
     return lambda params, tags: tuple(" + ".join(parts) for parts in zip(*(d(params, tags) for d in describers)))
 
 
+def _tuning(family: str, worker_only: bool) -> Describer:
+    def describe(params: Mapping[str, Any], tags: Mapping[str, str]) -> tuple[str, str]:
+        study = _get(params, f"tuning.{family}", {}) or {}
+        budget = [f"{study['n_trials']} trials"] if study.get("n_trials") else []
+        budget += [f"{study['timeout_minutes']:g} min"] if study.get("timeout_minutes") else []
+        sampler, pruner = _get(study, "sampler.type", "tpe"), _get(study, "pruner.type", "median")
+        space = ", ".join(sorted(_flat_keys(study.get("space") or {}))) or "?"
+        rest = "" if worker_only else "; the best trial's model is then tested once and offered to the promotion gate"
+        return (
+            f"tune_{family}{'_trials' if worker_only else ''} {study.get('study_name', '?')} {' '.join(budget)}".rstrip(),
+            f"Hyperparameter search ({'another worker of ' if worker_only else ''}Optuna study "
+            f"{study.get('study_name', '?')}, {sampler} sampler, {pruner} pruner) over {family}: {space}; "
+            f"budget {' and '.join(budget) or '?'} (over all workers); each trial is a child run{rest}.",
+        )
+
+    return describe
+
+
+def _flat_keys(space: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """The dotted names of a search space, nested or dotted (as ``dlflow.config.StudyParams`` reads it)."""
+    keys = []
+    for key, value in space.items():
+        if isinstance(value, Mapping) and value and "type" not in value:
+            keys += _flat_keys(value, f"{prefix}{key}.")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
 def _ingestion(params: Mapping[str, Any], tags: Mapping[str, str]) -> tuple[str, str]:
     source = params.get("image_source", "?")
     return f"ingestion {source}", f"Ingestion: the {source} images and the text corpora, fetched, checked and tabled."
@@ -152,6 +181,10 @@ DESCRIBERS: dict[str, Describer] = {
     "inference_rnn": _inference("rnn"),
     "inference": _both(_inference("cnn"), _inference("rnn")),
     "ingestion": _ingestion,
+    "tune_cnn": _tuning("cnn", worker_only=False),
+    "tune_cnn_trials": _tuning("cnn", worker_only=True),
+    "tune_rnn": _tuning("rnn", worker_only=False),
+    "tune_rnn_trials": _tuning("rnn", worker_only=True),
 }
 
 
