@@ -23,6 +23,7 @@ from dlflow.tracking.hooks import (
     TimingHook,
     TrackingStoreHook,
 )
+from dlflow.tracking.outage import TrackingOutageHook
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
@@ -63,6 +64,7 @@ HOOKS = (
     ResumeRunHook(),
     LineageHook(),
     TimingHook(),
+    TrackingOutageHook(),
 )
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
