@@ -119,6 +119,8 @@ def test_the_setup_gives_each_role_least_privilege(team) -> None:
 
 
 def test_the_viewer_reads_but_cannot_move_an_alias_or_delete_and_neither_can_the_trainer_delete(team) -> None:
+    from mlflow.server.auth.client import AuthServiceClient
+
     model = f"dlflow-alias-{uuid.uuid4().hex[:6]}"
     with logged_in("trainer", team.passwords["trainer"]):
         trainer = MlflowClient(team.uri)
@@ -154,11 +156,16 @@ def test_the_viewer_reads_but_cannot_move_an_alias_or_delete_and_neither_can_the
             check_registration_permission(team.uri, [model])
     with logged_in("trainer", team.passwords["trainer"]):
         check_registration_permission(team.uri, [model, "not-registered-yet"])
+    with logged_in(ADMIN, ADMIN_PASSWORD):
+        AuthServiceClient(team.uri).grant_user_permission("viewer", "registered_model", model, "DENY")
+    with logged_in("viewer", team.passwords["viewer"]):
+        with pytest.raises(TrackingPermissionDenied, match=f"User 'viewer' has DENY permission on registered model '{model}'"):
+            check_registration_permission(team.uri, [model])
 
 
 def test_the_viewer_and_bad_logins_stop_in_seconds_before_any_data(team, tmp_path, data_mirror) -> None:
-    """Five refused `kedro run`s at once: the viewer, a wrong password, an unknown user, no login, and
-    the trainer on a registered model an admin left it only READ on."""
+    """Five refused `kedro run`s at once: the viewer, a wrong password, an unknown user, no login, and an
+    analyst who may run in the experiment (EDIT) but only read the registered model the run would register."""
     from mlflow.server.auth.client import AuthServiceClient
 
     wrong = f"wrong-{uuid.uuid4().hex}"
@@ -168,14 +175,16 @@ def test_the_viewer_and_bad_logins_stop_in_seconds_before_any_data(team, tmp_pat
         "wrong password": ("trainer", wrong),
         "unknown user": ("nobody", wrong),
         "no login": (None, None),
-        "read-only model": ("trainer", team.passwords["trainer"]),
+        "read-only model": ("analyst", team.passwords["viewer"]),
     }
     with logged_in(ADMIN, ADMIN_PASSWORD):
         client = MlflowClient(team.uri)
         experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
         runs_before = {r.info.run_id for r in client.search_runs([experiment_id])}
         client.create_registered_model(locked)
-        AuthServiceClient(team.uri).grant_user_permission("trainer", "registered_model", locked, "READ")
+        auth = AuthServiceClient(team.uri)
+        auth.create_user("analyst", team.passwords["viewer"])
+        auth.grant_user_permission("analyst", "experiment", experiment_id, "EDIT")
     started = time.monotonic()
     processes = {
         case: subprocess.Popen(
@@ -205,7 +214,7 @@ def test_the_viewer_and_bad_logins_stop_in_seconds_before_any_data(team, tmp_pat
     assert "refused the login of user 'trainer' (HTTP 401" in " ".join(outputs["wrong password"].split())
     assert "refused the login of user 'nobody' (HTTP 401" in " ".join(outputs["unknown user"].split())
     assert "requires a login and none is set" in " ".join(outputs["no login"].split())
-    assert f"User 'trainer' has READ permission on registered model '{locked}'" in " ".join(outputs["read-only model"].split())
+    assert f"User 'analyst' has READ permission on registered model '{locked}'" in " ".join(outputs["read-only model"].split())
     assert seconds < 90, f"five refused runs took {seconds:.0f} s"  # each stops at start-up; MLflow would retry for minutes
     assert runs_after == runs_before  # not one run was started
 

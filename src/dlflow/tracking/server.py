@@ -94,8 +94,8 @@ def check_registration_permission(uri: str, model_names: Iterable[str], timeout:
         return
     for name in sorted(set(model_names)):
         status, _ = _get(uri, "/api/2.0/mlflow/registered-models/get", {"name": name}, timeout)
-        if status != 200:
-            continue  # missing (the run creates it), or an older server: the run itself will tell
+        if status not in (200, 403):
+            continue  # 404: missing, the run creates it (and owns it)
         permission = _user_permission(uri, username, "registered_model", name, timeout)
         if permission is not None and permission not in WRITE_PERMISSIONS:
             raise TrackingPermissionDenied(
