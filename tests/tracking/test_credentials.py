@@ -98,3 +98,31 @@ def test_the_retry_settings_name_mlflows_defaults(monkeypatch):
 
     assert (mlflow_env.MLFLOW_HTTP_REQUEST_MAX_RETRIES.default, mlflow_env.MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.default) == (7, 2)
     assert mlflow_env.MLFLOW_HTTP_REQUEST_TIMEOUT.default == 120
+
+
+def test_a_lost_server_fails_the_node_with_the_way_back_and_no_login(monkeypatch):
+    import types
+
+    import mlflow
+
+    from dlflow.tracking.outage import TrackingOutageHook, lost_message
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri("http://trainer:s3cret@mlflow.internal:5000")
+    try:
+        message = lost_message("while node 'train_cnn' ran")
+        hook, node = TrackingOutageHook(), types.SimpleNamespace(name="train_cnn")
+        outage = MlflowException("API request to ... failed: Max retries exceeded with url: /api/2.0/mlflow/runs/log-batch")
+        with pytest.raises(TrackingServerLost, match="while node 'train_cnn' ran") as lost:
+            hook.on_node_error(error=outage, node=node)
+        assert hook.on_node_error(error=ValueError("a bug in the node"), node=node) is None  # other errors pass as they are
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert "s3cret" not in message and "http://***@mlflow.internal:5000" in message
+    assert "run the same command again and it resumes into the same run" in message
+    assert lost.value.__cause__ is outage
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")
+    hook.on_pipeline_error(error=ValueError("a bug in the node"))
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "7"
+    hook.on_pipeline_error(error=lost.value)  # kedro-mlflow then marks the run failed with one try, not a second window
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"

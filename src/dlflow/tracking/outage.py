@@ -60,6 +60,21 @@ def retry_settings() -> str:
     return ", ".join(f"{name}={os.environ.get(name) or default}" for name, default in RETRY_DEFAULTS.items())
 
 
+def lost_message(where: str) -> str:
+    """What was lost, ``where`` (e.g. "while node 'train_cnn' ran"), and the way back; no secret in it."""
+    import mlflow
+
+    run = mlflow.active_run()
+    run_text = f"MLflow run {run.info.run_id}" if run is not None else "The MLflow run"
+    return (
+        f"Lost the MLflow tracking server at {redact_uri(mlflow.get_tracking_uri())} {where}: it did not answer, "
+        f"or only with server errors (503 while its database is down), within MLflow's retry window "
+        f"({retry_settings()}). {run_text} is left open and the training checkpoint is kept: once the server is "
+        "back, run the same command again and it resumes into the same run from the last checkpointed epoch "
+        "(README: 'Team tracking server')."
+    )
+
+
 class TrackingOutageHook:
     """A clear failure, with the way back, when the tracking server is gone past MLflow's retries."""
 
@@ -67,24 +82,17 @@ class TrackingOutageHook:
     def on_node_error(self, error: Exception, node) -> None:
         if isinstance(error, TrackingServerLost) or not is_tracking_outage(error):
             return
-        import mlflow
-
-        run = mlflow.active_run()
-        run_text = f"MLflow run {run.info.run_id}" if run is not None else "the MLflow run"
-        message = (
-            f"Lost the MLflow tracking server at {redact_uri(mlflow.get_tracking_uri())} while node {node.name!r} ran: "
-            f"it did not answer, or only with server errors (503 while its database is down), within MLflow's retry "
-            f"window ({retry_settings()}). {run_text} is left open and the "
-            "training checkpoint is kept: once the server is back, run the same command again and it resumes into "
-            "the same run from the last checkpointed epoch (README: 'Team tracking server')."
-        )
+        message = lost_message(f"while node {node.name!r} ran")
         logger.error(message)
         logger.error("The last error from MLflow: %s", redact(str(error))[:500])
         raise TrackingServerLost(message) from error
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow tries to mark the run failed
     def on_pipeline_error(self, error: Exception) -> None:
-        if isinstance(error, TrackingServerLost) or is_tracking_outage(error):
-            # One try, not a second retry window: the server is gone, and a run it never hears
-            # about stays RUNNING, which is how the next `kedro run` finds it to resume.
-            os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+        if not (isinstance(error, TrackingServerLost) or is_tracking_outage(error)):
+            return
+        if not isinstance(error, TrackingServerLost):  # lost between nodes (a hook's request), not in one
+            logger.error(lost_message("between nodes"))
+        # One try, not a second retry window: the server is gone, and a run it never hears
+        # about stays RUNNING, which is how the next `kedro run` finds it to resume.
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
