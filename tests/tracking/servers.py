@@ -74,7 +74,7 @@ class PrivatePostgres:
     """A throw-away PostgreSQL cluster on its own port, as ``.ci/postgres.sh`` makes one (Debian's
     binaries, run as the ``postgres`` user when this is root), that a test may crash and restart."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self) -> None:
         initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
         if not initdb:
             pytest.skip("no Debian PostgreSQL binaries for a private cluster (bash .ci/postgres.sh installs them)")

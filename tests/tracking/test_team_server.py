@@ -57,7 +57,7 @@ GIVE_UP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_
 def team(tmp_path_factory: pytest.TempPathFactory):
     """One basic-auth server for the module, its users made by the README's setup command."""
     root = tmp_path_factory.mktemp("team-server")
-    postgres = PrivatePostgres(root)
+    postgres = PrivatePostgres()
     try:
         with fresh_databases(postgres.uri, "", "_auth", drop=False) as (tracking_db, auth_db):
             server = MlflowServer(root, tracking_db, auth_db, workers=1)
