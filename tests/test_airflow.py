@@ -219,3 +219,68 @@ def test_scripts_are_valid_bash() -> None:
     usage = subprocess.run(["bash", str(GENERATE), "--help"], check=True, capture_output=True, text=True).stdout
     assert "--env" in usage and "--pipelines" in usage
     assert os.access(GENERATE, os.X_OK)
+
+
+class _NotFound(Exception):
+    """Stands in for Airflow's ``AirflowNotFoundException`` (matched by name, as the DAG does)."""
+
+
+_NotFound.__name__ = "AirflowNotFoundException"
+
+
+def _login_function(source: str):
+    """The generated DAG's ``_mlflow_login`` with its constants, compiled on its own."""
+    module = ast.parse(source)
+    wanted = {"MLFLOW_CONN_ID", "MLFLOW_USERNAME_VARIABLE", "LOGIN_VARIABLES", "_mlflow_login"}
+    body = [
+        node
+        for node in module.body
+        if (isinstance(node, ast.FunctionDef) and node.name in wanted)
+        or (isinstance(node, ast.Assign) and any(getattr(t, "id", None) in wanted for t in ast.walk(node.targets[0])))
+    ]
+    namespace: dict = {"os": os}
+    exec(compile(ast.Module(body=body, type_ignores=[]), "dag", "exec"), namespace)
+    return namespace["_mlflow_login"]
+
+
+def test_the_dags_take_the_tracking_login_from_an_airflow_connection_or_variables(generated, monkeypatch) -> None:
+    """No credential is baked into a DAG file; at run time the login comes from Airflow's connection
+    ``dlflow_mlflow``, else its variables. (Airflow's own objects are stood in for here: Airflow is not
+    installed in the project's environment; .ci/airflow.sh runs a DAG through the real ones.)"""
+    import sys
+    import types
+
+    dags, _, _, _ = generated
+    source = (dags / f"dlflow_{ENV}_cnn_dag.py").read_text()
+    assert 'MLFLOW_CONN_ID = os.environ.get("DLFLOW_MLFLOW_CONN_ID") or "dlflow_mlflow"' in source
+    assert "Connection.get(MLFLOW_CONN_ID)" in source and "_mlflow_login() |" in source  # pinned in every task
+    login = _login_function(source)
+    connections: dict = {}
+    variables: dict = {}
+
+    class Connection:
+        @staticmethod
+        def get(conn_id):
+            if conn_id not in connections:
+                raise _NotFound(conn_id)
+            return connections[conn_id]
+
+    class Variable:
+        @staticmethod
+        def get(key, default=None):
+            return variables.get(key, default)
+
+    monkeypatch.setitem(sys.modules, "airflow", types.ModuleType("airflow"))
+    monkeypatch.setitem(sys.modules, "airflow.sdk", types.SimpleNamespace(Connection=Connection, Variable=Variable))
+    assert login() == {}  # neither: the worker's own environment, or a server without logins
+    variables |= {"dlflow_mlflow_username": "scheduler", "dlflow_mlflow_password": "from-a-variable"}
+    assert login() == {"MLFLOW_TRACKING_USERNAME": "scheduler", "MLFLOW_TRACKING_PASSWORD": "from-a-variable"}
+    connections["dlflow_mlflow"] = types.SimpleNamespace(login="scheduler", password="from-the-connection")
+    assert login() == {"MLFLOW_TRACKING_USERNAME": "scheduler", "MLFLOW_TRACKING_PASSWORD": "from-the-connection"}
+
+    def broken(conn_id):
+        raise RuntimeError("the Airflow API is down")
+
+    monkeypatch.setattr(Connection, "get", staticmethod(broken))
+    with pytest.raises(RuntimeError, match="API is down"):  # only a missing connection falls back
+        login()

@@ -24,6 +24,7 @@ from dlflow.tracking.hooks import (
     TimingHook,
     TrackingStoreHook,
 )
+from dlflow.tracking.outage import TrackingOutageHook
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
@@ -65,6 +66,7 @@ HOOKS = (
     RunDescriptionHook(),
     LineageHook(),
     TimingHook(),
+    TrackingOutageHook(),
 )
 
 # kedro-viz records a run's events only under Kedro's plain SequentialRunner (it matches the runner's repr), and

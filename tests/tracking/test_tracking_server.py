@@ -1,8 +1,9 @@
-"""The team tracking server: a real ``mlflow server`` on a real PostgreSQL, on loopback.
+"""The team tracking server: a real ``mlflow server --app-name basic-auth`` on a real PostgreSQL, on loopback.
 
 PostgreSQL comes from ``.ci/postgres.sh`` (CI exports ``DLFLOW_TEST_POSTGRES_URI``;
 without it this module runs the script, which starts a private cluster when
-Debian's PostgreSQL is installed). Each module run gets a fresh database.
+Debian's PostgreSQL is installed). Each module run gets fresh databases; the
+runs log in as the team setup's trainer.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import os
 import socket
 import subprocess
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -19,7 +19,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dlflow.registry.store import alias_history, expected_aliases
-from tests.conftest import REPO_ROOT, copy_project, kedro_run_command
+from dlflow.tracking.team import TeamUser, setup_team
+from tests.conftest import copy_project, kedro_run_command
+from tests.tracking.servers import ADMIN, ADMIN_PASSWORD, MlflowServer, fresh_databases, logged_in, shared_postgres_uri
 
 pytestmark = pytest.mark.e2e
 CONCURRENT_RUNS = 8
@@ -32,60 +34,21 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def postgres_database() -> str:
-    """A fresh, empty database on the test PostgreSQL server; dropped afterwards."""
-    import psycopg
-
-    admin_uri = os.environ.get("DLFLOW_TEST_POSTGRES_URI")
-    if not admin_uri:
-        started = subprocess.run(["bash", str(REPO_ROOT / ".ci" / "postgres.sh")], capture_output=True, text=True)
-        if started.returncode != 0:
-            pytest.fail(
-                "no PostgreSQL for the tracking-server tests: run `export DLFLOW_TEST_POSTGRES_URI=$(bash .ci/postgres.sh)` "
-                f"(needs Debian's postgresql package).\n{started.stderr[-2000:]}"
-            )
-        admin_uri = started.stdout.strip()
-    name = f"mlflow_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_uri, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    yield admin_uri.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin_uri, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(postgres_database: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """``mlflow server`` on PostgreSQL with artifact serving, on 127.0.0.1; yields its URI."""
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``mlflow server --app-name basic-auth`` on a fresh PostgreSQL database, with artifact serving, on
+    127.0.0.1; the module logs in as the trainer the README's setup makes (EDIT, no MANAGE). Yields its URI."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [
-            "mlflow", "server",
-            "--backend-store-uri", postgres_database,
-            "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
-        ],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield uri
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+    with fresh_databases(shared_postgres_uri(), "", "_auth") as (tracking_db, auth_db):
+        server = MlflowServer(root, tracking_db, auth_db)
+        server.start()
+        try:
+            password = f"trainer-{uuid.uuid4().hex}"
+            with logged_in(ADMIN, ADMIN_PASSWORD):
+                setup_team(server.uri, "dlflow", [TeamUser("trainer", "trainer", password)])
+            with logged_in("trainer", password):  # this process and every `kedro run` it starts
+                yield server.uri
+        finally:
+            server.stop()
 
 
 def _run_env(tracking_uri: str, data_mirror: Path) -> dict[str, str]:

@@ -18,9 +18,16 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 
 from dlflow.config import validate_parameters, validate_search_spaces
+from dlflow.tracking.credentials import export_kedro_credentials
 from dlflow.tracking.lineage import git_state, table_digest
 from dlflow.tracking.records import log_table_input
-from dlflow.tracking.server import check_tracking_server, ensure_experiment
+from dlflow.tracking.server import (
+    check_experiment_permission,
+    check_registration_permission,
+    check_tracking_server,
+    ensure_experiment,
+    registered_model_names,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +66,16 @@ class TrackingStoreHook:
     """Before kedro-mlflow touches the tracking store (``tryfirst``):
 
     * fails in seconds, naming the URI, when a tracking server does not answer
-      (MLflow's client would retry for minutes);
+      (MLflow's client would retry for minutes), refuses the login, or the user
+      may not write to the experiment or to a registered model the pipeline
+      registers (the message names the permission, never the password);
     * creates the experiment in a way that tolerates several runs starting at
       once (kedro-mlflow's own get-or-create races on a fresh store).
     """
+
+    def __init__(self) -> None:
+        self._uri = ""
+        self._params: dict[str, Any] = {}
 
     @hook_impl(tryfirst=True)
     def after_context_created(self, context) -> None:
@@ -70,10 +83,26 @@ class TrackingStoreHook:
             _silence_secondary_rank()
         config = context.config_loader["mlflow"]
         uri = config["server"]["mlflow_tracking_uri"]
-        check_tracking_server(uri)
+        export_kedro_credentials(_kedro_credentials(context), config["server"].get("credentials"))  # as kedro-mlflow will
         experiment = config["tracking"]["experiment"]
+        check_tracking_server(uri)  # answers, and takes the login; the run's experiment is checked once it is known
         artifact_location = (experiment.get("create_experiment_kwargs") or {}).get("artifact_location")
         ensure_experiment(uri, experiment["name"], artifact_location)
+        self._uri, self._params = uri, context.params
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow starts the run
+    def before_pipeline_run(self, pipeline) -> None:
+        check_registration_permission(self._uri, registered_model_names(pipeline.inputs(), self._params))
+
+
+def _kedro_credentials(context) -> dict[str, Any]:
+    """Kedro's credentials (``conf/<env>/credentials*.yml``); none when there is no such file."""
+    from kedro.config import MissingConfigException
+
+    try:
+        return context.config_loader["credentials"]
+    except MissingConfigException:
+        return {}
 
 
 def _silence_secondary_rank() -> None:
@@ -130,8 +159,10 @@ class RunIdentityHook:
         client = mlflow.tracking.MlflowClient()
         if config.tracking.run.id is not None:  # a run given by id (an Airflow DAG run's) stays in its experiment
             name = client.get_experiment(client.get_run(config.tracking.run.id).info.experiment_id).name
+            check_experiment_permission(config.server.mlflow_tracking_uri, name)
         else:
             name = experiment_name(pipelines, load_config(_optional_config(context, "experiments")))
+            check_experiment_permission(config.server.mlflow_tracking_uri, name)  # EDIT there, on a team server
             artifact_location = config.tracking.experiment.create_experiment_kwargs.artifact_location
             ensure_experiment(config.server.mlflow_tracking_uri, name, artifact_location)  # race-tolerant create
         config.tracking.experiment.name = name
