@@ -58,7 +58,7 @@ def test_redaction_hides_logins_in_uris_and_the_password(monkeypatch):
 def test_an_unreachable_server_is_named_without_the_login_in_its_uri():
     uri = f"http://trainer:s3cret@127.0.0.1:{free_port()}"
     with pytest.raises(TrackingServerUnreachable) as unreachable:
-        check_tracking_server(uri, timeout=2, experiment="dlflow")
+        check_tracking_server(uri, timeout=2, experiment="dlflow/cnn")
     assert "s3cret" not in str(unreachable.value)
     assert "http://***@127.0.0.1:" in str(unreachable.value)
 

@@ -44,7 +44,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
         try:
             password = f"trainer-{uuid.uuid4().hex}"
             with logged_in(ADMIN, ADMIN_PASSWORD):
-                setup_team(server.uri, "dlflow", [TeamUser("trainer", "trainer", password)])
+                setup_team(server.uri, ["dlflow/cnn"], [TeamUser("trainer", "trainer", password)])
             with logged_in("trainer", password):  # this process and every `kedro run` it starts
                 yield server.uri
         finally:
