@@ -33,7 +33,7 @@ def latest_run(client: MlflowClient, pipeline: str):
     return runs[0]
 
 
-def test_word2vec_and_rnn_pipelines(kedro_project: Path) -> None:
+def test_word2vec_and_rnn_pipelines(kedro_project: Path, caplog: pytest.LogCaptureFixture, recwarn) -> None:
     client = MlflowClient()
 
     run_pipeline(kedro_project, "word2vec")
@@ -108,3 +108,10 @@ def test_word2vec_and_rnn_pipelines(kedro_project: Path) -> None:
     expected = ["negative", "positive"]
     assert answer["label"].tolist() == [expected[i] for i in sample["prediction"]]
     assert answer["probability"].between(0.5, 1.0).all()
+    assert run.info.run_name == "rnn gru non_static fold0 [test]"
+
+    # no warning that every run would repeat: no pickled models, no integer columns without a schema
+    from_mlflow = [r.getMessage()[:160] for r in caplog.records if r.name.startswith("mlflow") and r.levelno >= 30]
+    assert not from_mlflow, from_mlflow
+    ours = [str(w.message)[:160] for w in recwarn if "integer" in str(w.message) or "CloudPickle" in str(w.message)]
+    assert not ours, ours

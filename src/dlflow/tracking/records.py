@@ -40,7 +40,15 @@ def log_table_input(table: pd.DataFrame, name: str, digest: str, context: str) -
         profile=json.dumps({"num_rows": len(table), "num_elements": int(table.size)}),
     )
     run_id = mlflow.active_run().info.run_id
-    mlflow.MlflowClient().log_inputs(run_id, [DatasetInput(entity, [InputTag("mlflow.data.context", context)])])
+    inputs = [DatasetInput(entity, [InputTag("mlflow.data.context", context)])]
+    try:
+        mlflow.MlflowClient().log_inputs(run_id, inputs)
+    except mlflow.exceptions.MlflowException as error:
+        # MLflow's SQL store gets-or-creates the experiment's dataset row in two steps: a run of another
+        # process that logs the same table at the same instant may create it in between. It exists now.
+        if "UNIQUE constraint" not in str(error) and "duplicate key" not in str(error):
+            raise
+        mlflow.MlflowClient().log_inputs(run_id, inputs)
 
 
 def table_schema(table: pd.DataFrame) -> Any:
