@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,6 +58,15 @@ def copy_project(destination: Path) -> Path:
     shutil.copy(REPO_ROOT / "pyproject.toml", destination / "pyproject.toml")
     (destination / ".telemetry").write_text("consent: false\n")
     return destination
+
+
+def commit_project(project: Path) -> str:
+    """Make ``project`` a git repository with one commit; its sha."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(project)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "test"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def kedro_run_command(pipeline: str, *options: str) -> list[str]:

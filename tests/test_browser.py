@@ -176,6 +176,8 @@ def test_mlflow_ui_shows_the_champion_and_the_report_link(mlflow_ui: str, browse
     link.wait_for(timeout=PAGE_SECONDS * 1000)
     assert view.page.get_by_text(re.compile(r"^@\s+challenger$")).count() == 1
     assert view.page.get_by_text(challenger.run_id).count() >= 1
+    source_run = client.get_run(challenger.run_id).info.run_name  # the header links the run by its name
+    view.page.get_by_role("link", name=source_run).first.wait_for(timeout=PAGE_SECONDS * 1000)
     view.screenshot(screenshots / "mlflow_model_version.png")
     with view.page.context.expect_page() as opened:  # MLflow opens description links in a new tab
         link.click()

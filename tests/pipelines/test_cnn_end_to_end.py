@@ -8,7 +8,6 @@ and where the promotion gate put the ``champion`` alias.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import mlflow
@@ -19,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from dlflow.ingest.image_table import table_images
 from dlflow.registry.store import alias_history
-from tests.conftest import REPO_ROOT, run_pipeline
+from tests.conftest import REPO_ROOT, commit_project, run_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -37,17 +36,8 @@ def artifact_paths(client: MlflowClient, run_id: str, path: str = "") -> set[str
     return found
 
 
-def _commit_project(project: Path) -> str:
-    """Make ``project`` a git repository with one commit; its sha."""
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(project)]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "test"], check=True)
-    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
-
-
 def test_cnn_pipeline_tracks_registers_and_gates(kedro_project: Path) -> None:
-    commit = _commit_project(kedro_project)
+    commit = commit_project(kedro_project)
     run_cnn(kedro_project)
 
     client = MlflowClient()

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from dlflow.ingest.idx import read_idx, write_idx
 from dlflow.io import ImagesFileDataset, SentencesFileDataset
-from tests.conftest import copy_project, run_pipeline
+from tests.conftest import commit_project, copy_project, run_pipeline
 from tests.mlflow_queries import pipeline_filter
 
 pytestmark = pytest.mark.e2e
@@ -54,6 +54,7 @@ def _build_registered_project(tmp_path_factory: pytest.TempPathFactory, mirror: 
     if "root" not in _built:
         root = tmp_path_factory.mktemp("registered")
         copy_project(root / "project")
+        commit_project(root / "project")  # registered versions then carry a real commit
         (root / "mlruns").mkdir()
         with pytest.MonkeyPatch.context() as patch:
             _use_project(patch, root, mirror)
