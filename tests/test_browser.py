@@ -16,9 +16,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +26,7 @@ from matplotlib import image as mpimg
 from mlflow.tracking import MlflowClient
 
 from tests.pipelines.test_inference import CNN_MODEL, SMALLER, _build_registered_project, _use_project, run_pipeline
-from tests.test_serving import _free_port, _stop
+from tests.test_serving import _free_port, _stop, _wait_until_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -125,19 +122,7 @@ def mlflow_ui(gated_registry: Path) -> Iterator[str]:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + UI_STARTUP_SECONDS
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"mlflow ui exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
-                    if answer.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow ui did not answer within {UI_STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
+        _wait_until_up(url, server, log, path="/health", what="mlflow ui", seconds=UI_STARTUP_SECONDS)
         yield url
     finally:
         _stop(server)

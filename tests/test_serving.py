@@ -59,18 +59,22 @@ def _stop(server: subprocess.Popen) -> None:
             continue
 
 
-def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
+def _wait_until_up(
+    url: str, server: subprocess.Popen, log: Path, path: str = "/ping", what: str = "mlflow models serve",
+    seconds: float = STARTUP_SECONDS,
+) -> None:  # fmt: skip
+    """Wait until ``url + path`` answers 200; fail with the server's log if it exits or stays silent."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"mlflow models serve exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+            pytest.fail(f"{what} exited with {server.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=5) as answer:
+            with urllib.request.urlopen(f"{url}{path}", timeout=5) as answer:
                 if answer.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(1)
-    pytest.fail(f"mlflow models serve did not answer /ping within {STARTUP_SECONDS} s:\n{log.read_text()[-3000:]}")
+    pytest.fail(f"{what} did not answer {path} within {seconds} s:\n{log.read_text()[-3000:]}")
 
 
 def _serve(model_name: str, root: Path, log: Path) -> Iterator[str]:
