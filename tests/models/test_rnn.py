@@ -1,11 +1,12 @@
-"""SentenceRNN: shapes, embedding modes, padding invariance, and learning a toy separable task."""
+"""SentenceRNN: shapes, embedding modes, padding invariance, learning a toy separable task, and training on a
+compact vocabulary."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from dlflow.models.rnn import SentenceRNN
+from dlflow.models.rnn import SentenceRNN, compact_vocabulary, expand_vocabulary
 from dlflow.training import TensorDataset, TrainConfig, fit
 
 
@@ -114,3 +115,55 @@ def test_architecture_rebuilds_the_same_network(options: dict) -> None:
     rebuilt.eval()
     ids, lengths = torch.randint(1, 30, (4, 7)), torch.tensor([7, 3, 1, 5])
     assert torch.equal(trained(ids, lengths), rebuilt(ids, lengths))
+
+
+def _adam_steps(model: SentenceRNN, batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> SentenceRNN:
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    for ids, lengths, labels in batches:
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(ids, lengths), labels).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)  # clips: the norm covers every row
+        optimizer.step()
+    return model
+
+
+@pytest.mark.parametrize("embedding_mode", ["non_static", "static"])
+def test_training_on_a_compact_vocabulary_is_training_on_the_full_one(embedding_mode: str) -> None:
+    """Dense Adam never moves a row without gradient: training only the rows the sentences use, then
+    expanding, gives the network full-vocabulary training gives (words never seen keep their vectors)."""
+    torch.manual_seed(0)
+    vocab, dim = 200, 8
+    pretrained = torch.randn(vocab, dim)
+    g = torch.Generator().manual_seed(1)
+    batches = []
+    for _ in range(4):
+        ids = torch.randint(2, 60, (16, 9), generator=g)  # words 60..199 never occur
+        lengths = torch.randint(1, 10, (16,), generator=g)
+        ids[torch.arange(9)[None, :] >= lengths[:, None]] = 0
+        batches.append((ids, lengths, torch.randint(0, 2, (16,), generator=g)))
+    options = {"hidden_size": 6, "dropout": 0.0, "embedding_mode": embedding_mode}
+    full = SentenceRNN(vocab, dim, pretrained=pretrained, **options)
+    rows, lookup = compact_vocabulary(torch.cat([b[0].flatten() for b in batches]), vocab)
+    assert rows[0] == 0 and len(rows) <= 59 and torch.equal(lookup[rows], torch.arange(len(rows)))
+    compact = SentenceRNN(len(rows), dim, pretrained=pretrained[rows], **options)
+    compact.load_state_dict(full.state_dict() | {"embedding.weight": full.embedding.weight.detach()[rows]})
+
+    _adam_steps(full, batches)
+    _adam_steps(compact, [(lookup[ids], lengths, labels) for ids, lengths, labels in batches])
+    expanded = expand_vocabulary(compact, rows, pretrained.clone().index_fill_(0, torch.tensor([0]), 0.0))
+
+    assert expanded.embedding.weight.requires_grad == (embedding_mode != "static")
+    for name, value in full.state_dict().items():
+        torch.testing.assert_close(expanded.state_dict()[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    unseen = torch.arange(60, vocab)
+    assert torch.equal(expanded.embedding.weight[unseen], pretrained[unseen])
+    test_ids, test_lengths = torch.randint(1, vocab, (5, 7)), torch.tensor([7, 2, 5, 1, 3])  # unseen words too
+    torch.testing.assert_close(expanded.eval()(test_ids, test_lengths), full.eval()(test_ids, test_lengths))
+
+
+def test_compact_vocabulary_checks_its_inputs() -> None:
+    model = SentenceRNN(5, 4, hidden_size=3, embedding_mode="rand")
+    with pytest.raises(ValueError, match="padding id 0"):
+        compact_vocabulary(torch.tensor([1, 2]), 10, padding_idx=1)
+    with pytest.raises(ValueError, match="do not fit"):
+        expand_vocabulary(model, torch.arange(4), torch.zeros(10, 4))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
 from dlflow.pipelines.rnn.nodes import (
     build_embedding_matrix,
@@ -13,6 +14,7 @@ from dlflow.pipelines.rnn.nodes import (
 )
 from dlflow.pipelines.text.nodes import build_text_corpus, build_vocabulary
 from dlflow.text import Vocabulary
+from dlflow.training import predict
 
 POSITIVE = ["a great and moving film", "wonderful acting , great story", "moving and wonderful"]
 NEGATIVE = ["a dull and boring film", "terrible acting , dull story", "boring and terrible"]
@@ -52,6 +54,11 @@ def test_cross_validation_predicts_every_sentence_out_of_fold():
     assert report["accuracy_mean"] > 0.9  # the words decide the label
     assert metrics["cv_accuracy_mean"]["value"] == report["accuracy_mean"]
     assert len(history) == 6
+    # Trained on the training folds' rows of the embedding, registered over the full vocabulary:
+    assert model.embedding.num_embeddings == len(embeddings)
+    fold0 = predictions[predictions["fold"] == 0]
+    again = predict(model, (torch.from_numpy(encoded["ids"][fold0["row"]]), torch.from_numpy(encoded["lengths"][fold0["row"]])))
+    np.testing.assert_allclose(np.stack(fold0["probabilities"]), again.numpy(), rtol=1e-5, atol=1e-6)
 
     nb_metrics, nb_report = cross_validate_naive_bayes(mr, RNN)
     assert set(nb_report["fold_accuracy"]) == {"0", "1", "2"} and nb_report["accuracy_mean"] == 1.0

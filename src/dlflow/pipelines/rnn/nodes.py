@@ -10,6 +10,7 @@ registered.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -75,13 +76,15 @@ def build_embedding_matrix(word_vectors: dict[str, Any], text_vocabulary: dict, 
     return matrix
 
 
-def _split(encoded: dict[str, np.ndarray], rows: np.ndarray) -> TensorDataset:
+def _split(encoded: dict[str, np.ndarray], rows: np.ndarray, lookup: Any = None) -> TensorDataset:
+    """The sentences ``rows`` as a dataset; ``lookup`` maps their token ids into a compact vocabulary."""
     import torch
 
     from dlflow.training import TensorDataset
 
+    ids = torch.from_numpy(encoded["ids"][rows])
     return TensorDataset(
-        features=(torch.from_numpy(encoded["ids"][rows]), torch.from_numpy(encoded["lengths"][rows])),
+        features=(ids if lookup is None else lookup[ids], torch.from_numpy(encoded["lengths"][rows])),
         targets=torch.from_numpy(encoded["labels"][rows]),
     )
 
@@ -154,12 +157,19 @@ def fit_rnn_fold(
     encoded: dict[str, np.ndarray], embeddings: np.ndarray, rnn: RnnParams, fold: int, config: Any, callbacks: list[Any]
 ) -> Any:
     """Train one RNN with fold ``fold`` held out: a seeded, stratified validation slice of the other folds
-    (``rnn.evaluation.validation_fraction``) is validated each epoch. Returns the loop's ``FitResult``.
+    (``rnn.evaluation.validation_fraction``) is validated each epoch. Returns the loop's ``FitResult``,
+    its model over the full vocabulary.
+
+    The network trains on the embedding rows of the training folds' words only
+    (``models.rnn.compact_vocabulary``): the same training, as dense Adam never
+    moves a row without gradient, at about twice the speed.
 
     ``cross_validate_rnn`` calls it per fold; tuning trials call it for ``test_fold``.
     """
+    import torch
     from sklearn.model_selection import train_test_split
 
+    from dlflow.models.rnn import compact_vocabulary, expand_vocabulary
     from dlflow.training import fit, seed_everything
 
     folds = encoded["folds"]
@@ -169,14 +179,31 @@ def fit_rnn_fold(
         stratify=encoded["labels"][folds != fold],
         random_state=rnn.training.seed,
     )
+    # Train on the embedding rows these sentences use, then put the model back on the full vocabulary.
+    full_initial = _initial_embeddings(rnn, embeddings)
+    rows, lookup = compact_vocabulary(torch.from_numpy(encoded["ids"][folds != fold]), len(embeddings))
     seed_everything(rnn.training.seed, rnn.training.deterministic)
-    return fit(
-        _build_rnn(rnn, embeddings),
-        _split(encoded, np.sort(train_rows)),
-        _split(encoded, np.sort(val_rows)),
+    result = fit(
+        _build_rnn(rnn, embeddings[rows.numpy()]),
+        _split(encoded, np.sort(train_rows), lookup),
+        _split(encoded, np.sort(val_rows), lookup),
         config,
         callbacks=callbacks,
     )
+    return dataclasses.replace(result, model=expand_vocabulary(result.model, rows, full_initial))
+
+
+def _initial_embeddings(rnn: RnnParams, embeddings: np.ndarray) -> Any:
+    """The full embedding matrix a model starts from: the pre-trained vectors, or (``rand``) a seeded
+    normal draw like ``nn.Embedding``'s own, so words unseen in training are not given Word2Vec vectors."""
+    import torch
+
+    if rnn.model.embedding_mode != "rand":
+        return torch.from_numpy(embeddings)
+    generator = torch.Generator().manual_seed(rnn.training.seed)
+    initial = torch.randn(embeddings.shape, generator=generator)
+    initial[PAD_ID] = 0.0
+    return initial
 
 
 def cross_validate_naive_bayes(mr_sentences: pd.DataFrame, params: dict[str, Any]) -> tuple[dict, dict]:
