@@ -24,7 +24,7 @@ from tests.conftest import copy_project, kedro_run_command
 from tests.tracking.servers import ADMIN, ADMIN_PASSWORD, MlflowServer, fresh_databases, logged_in, shared_postgres_uri
 
 pytestmark = pytest.mark.e2e
-CONCURRENT_RUNS = 8
+CONCURRENT_RUNS = 4
 
 
 def _free_port() -> int:
@@ -129,12 +129,12 @@ def test_a_pipeline_run_records_on_the_server_what_the_embedded_store_records(ml
     assert served.metadata.run_id == server_run.info.run_id
 
 
-def test_eight_runs_at_once_all_finish_with_a_consistent_registry(mlflow_server, tmp_path, data_mirror):
+def test_four_runs_at_once_all_finish_with_a_consistent_registry(mlflow_server, tmp_path, data_mirror):
     model = f"dlflow-cnn-concurrent-{uuid.uuid4().hex[:6]}"
     experiment = f"concurrent-{uuid.uuid4().hex[:6]}"
     client = MlflowClient(mlflow_server)
     experiment_id = client.create_experiment(experiment)
-    # Eight engineers or scheduled jobs, each with their own checkout, one tracking server.
+    # Four engineers or scheduled jobs, each with their own checkout, one tracking server.
     runs = [
         _start(
             copy_project(tmp_path / f"project-{index}"), mlflow_server, data_mirror,
