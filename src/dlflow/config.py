@@ -224,9 +224,16 @@ class NaiveBayesParams(StrictModel):
     ngram_max: int = Field(default=2, ge=1, le=3)
 
 
+class RnnAdversarialParams(StrictModel):
+    """Adversarial training on the word vectors (``training.adversarial``); ``epsilon`` 0 turns it off."""
+
+    epsilon: float = Field(default=0.0, ge=0)
+
+
 class RnnParams(StrictModel):
     max_length: int = Field(default=64, ge=1)
     model: RnnModelParams = RnnModelParams()
+    adversarial: RnnAdversarialParams = RnnAdversarialParams()
     evaluation: RnnEvaluationParams = RnnEvaluationParams()
     training: TrainingParams
     baseline: NaiveBayesParams = NaiveBayesParams()

@@ -114,9 +114,17 @@ class SentenceRNN(nn.Module):
         }
 
     def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.classify(*self.embed(token_ids, lengths))
+
+    def embed(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The word vectors ``(N, T, D)`` of the sentences, cut to the longest one, and the lengths (at least 1)."""
         lengths = lengths.clamp(min=1)
-        longest = int(lengths.max())
-        states = self.embedding_dropout(self.embedding(token_ids[:, :longest]))
+        return self.embedding(token_ids[:, : int(lengths.max())]), lengths
+
+    def classify(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits from embedded sentences (``embed``'s output, possibly perturbed: adversarial training)."""
+        longest = embedded.shape[1]
+        states = self.embedding_dropout(embedded)
         for depth, forward_rnn in enumerate(self.forward_layers):
             if depth:
                 states = self.dropout(states)

@@ -56,6 +56,7 @@ def config_key(
     *,
     train_transform: Any = None,
     loss_fn: Any = None,
+    training_loss: Any = None,
 ) -> str:
     """Short sha256 (16 hex digits) identifying one experiment, used as checkpoint folder name."""
     identity = {
@@ -63,6 +64,7 @@ def config_key(
         "model": describe(model),
         "train_transform": describe(train_transform),
         "loss_fn": describe(loss_fn),
+        **({"training_loss": describe(training_loss)} if training_loss is not None else {}),  # older keys unchanged
         "data": [[tensor_fingerprint(t) for t in (*dataset.features, dataset.targets)] for dataset in (train, val)],
     }
     return json_digest(identity, length=16)

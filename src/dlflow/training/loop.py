@@ -54,6 +54,7 @@ logger = logging.getLogger("dlflow.training")
 Features = tuple[torch.Tensor, ...]
 TrainTransform = Callable[[Features, torch.Generator], Features]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+TrainLoss = Callable[[nn.Module, Features, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def fit(
@@ -65,6 +66,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     train_transform: TrainTransform | None = None,
     loss_fn: LossFn | None = None,
+    training_loss: TrainLoss | None = None,
     run_key: str | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train``, validating on ``val`` after every epoch.
@@ -79,6 +81,10 @@ def fit(
             ``generator`` (a CPU generator) so runs are reproducible.
         loss_fn: ``(logits, targets) -> mean loss``; default cross-entropy with
             ``config.label_smoothing``.
+        training_loss: ``(model, features, targets) -> (logits, mean loss)``, the
+            training batches' loss when it needs the model, not only the logits
+            (e.g. ``training.adversarial.EmbeddingAdversarialLoss``); validation
+            still uses ``loss_fn``. One process only.
         run_key: checkpoint sub-folder; default ``checkpoint.config_key(...)``.
 
     With ``config.processes > 1`` the program must run under ``torchrun`` with
@@ -89,14 +95,19 @@ def fit(
         raise ValueError(f"train and val must not be empty, got {len(train)} and {len(val)} samples")
     if len(train) < config.processes:
         raise ValueError(f"{config.processes} processes need at least as many training samples, got {len(train)}")
+    if training_loss is not None and config.processes > 1:
+        raise ValueError(f"training_loss needs one process (it calls the model itself), got processes={config.processes}")
     checkpoint_path = None
     if config.checkpoint_dir is not None:
-        run_key = run_key or config_key(config, model, train, val, train_transform=train_transform, loss_fn=loss_fn)
+        run_key = run_key or config_key(
+            config, model, train, val, train_transform=train_transform, loss_fn=loss_fn, training_loss=training_loss
+        )
         checkpoint_path = Path(config.checkpoint_dir) / run_key / LAST_CHECKPOINT
     with launched_world(config.processes, select_device(config.device).type) as world:
         return _fit(
             world, model, train, val, config,
-            callbacks=callbacks, train_transform=train_transform, loss_fn=loss_fn, checkpoint_path=checkpoint_path,
+            callbacks=callbacks, train_transform=train_transform, loss_fn=loss_fn, training_loss=training_loss,
+            checkpoint_path=checkpoint_path,
         )  # fmt: skip
 
 
@@ -113,7 +124,7 @@ class _Training:
 def _fit(
     world: World, model: nn.Module, train: TensorDataset, val: TensorDataset, config: TrainConfig, *,
     callbacks: Sequence[Callback], train_transform: TrainTransform | None, loss_fn: LossFn | None,
-    checkpoint_path: Path | None,
+    training_loss: TrainLoss | None, checkpoint_path: Path | None,
 ) -> FitResult:  # fmt: skip
     """The loop itself, run by every process of ``world``."""
     # -- where and how to run
@@ -149,7 +160,7 @@ def _fit(
     for epoch in remaining:
         started = time.perf_counter()
         train_loss, train_accuracy, seen, lr = _train_one_epoch(
-            world, net, training, train, config, epoch, loss_fn, train_transform
+            world, net, training, train, config, epoch, loss_fn, train_transform, training_loss
         )
         samples_per_second = seen / (time.perf_counter() - started)
         validated = epoch % config.validate_every == 0 or epoch == config.epochs
@@ -196,6 +207,7 @@ def _train_one_epoch(
     epoch: int,
     loss_fn: LossFn,
     train_transform: TrainTransform | None,
+    training_loss: TrainLoss | None = None,
 ) -> tuple[float, float, int, float]:
     """One pass over ``train``: mean loss and accuracy (over all processes), samples trained on, last lr."""
     model, optimizer, scheduler, generator = training.model, training.optimizer, training.scheduler, training.generator
@@ -218,8 +230,11 @@ def _train_one_epoch(
         features, targets, weight = local
         if config.channels_last:
             features = _channels_last(features)
-        logits = net(*features)
-        loss = loss_fn(logits, targets)
+        if training_loss is not None:
+            logits, loss = training_loss(net, features, targets)
+        else:
+            logits = net(*features)
+            loss = loss_fn(logits, targets)
         optimizer.zero_grad(set_to_none=True)
         (loss * weight).backward()  # weight 1 in a world of one
         if config.max_grad_norm is not None:
