@@ -405,7 +405,7 @@ class TuningParams(StrictModel):
 
 
 #: The parameter blocks of a family that a trial may change: the rest is computed before the trials.
-TUNABLE_BLOCKS = {"cnn": ("model", "training", "augmentation"), "rnn": ("model", "training")}
+TUNABLE_BLOCKS = {"cnn": ("model", "training", "augmentation"), "rnn": ("model", "training", "adversarial")}
 
 
 def check_search_space(family: str, space: dict[str, SearchDimension], family_params: dict[str, Any]) -> None:

@@ -40,6 +40,35 @@ def test_the_perturbation_is_the_one_that_raises_the_loss() -> None:
     assert model.embedding.weight.grad is not None and model.embedding.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("embedding_mode", ["rand", "static"])
+def test_its_gradients_are_those_of_clean_plus_adversarial_loss(embedding_mode: str) -> None:
+    """It back-propagates the clean loss itself and hands back the adversarial part: together, the gradient
+    of clean + adversarial loss with the perturbation held constant, written out here the plain way."""
+    data = toy_task(n=48)
+    torch.manual_seed(0)
+    model = SentenceRNN(20, 8, hidden_size=6, dropout=0.0, embedding_mode=embedding_mode, pretrained=torch.randn(20, 8))
+    reference = SentenceRNN(**(model.architecture() | {"embedding_mode": embedding_mode}), pretrained=torch.randn(20, 8))
+    reference.load_state_dict(model.state_dict())
+
+    _, loss = EmbeddingAdversarialLoss(0.7)(model, data.features, data.targets)
+    loss.backward()
+
+    embedded, lengths = reference.embed(*data.features)
+    embedded = embedded if embedded.requires_grad else embedded.detach().requires_grad_()
+    clean = nn.functional.cross_entropy(reference.classify(embedded, lengths), data.targets)
+    (gradient,) = torch.autograd.grad(clean, embedded, retain_graph=True)
+    gradient = gradient / gradient.abs().amax(dim=(1, 2), keepdim=True)
+    push = 0.7 * gradient / gradient.pow(2).sum(dim=(1, 2), keepdim=True).sqrt()
+    expected = clean + nn.functional.cross_entropy(reference.classify(embedded + push, lengths), data.targets)
+    expected.backward()
+
+    torch.testing.assert_close(loss, expected.detach())
+    for (name, parameter), (_, wanted) in zip(model.named_parameters(), reference.named_parameters(), strict=True):
+        assert (parameter.grad is None) == (wanted.grad is None), name
+        if wanted.grad is not None:
+            torch.testing.assert_close(parameter.grad, wanted.grad, msg=name)
+
+
 def test_fit_trains_with_it_and_keys_its_checkpoints_by_epsilon(tmp_path) -> None:
     train, val = toy_task(n=256, seed=1), toy_task(n=64, seed=2)
     config = TrainConfig(epochs=5, batch_size=32, lr=0.02, optimizer="adam", progress=False)

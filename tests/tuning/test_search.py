@@ -201,7 +201,12 @@ def test_the_first_trial_repeats_the_configured_recipe_where_the_space_has_it(pa
 
     space = TuningParams.model_validate(params["tuning"]).rnn.space
     rnn = params["rnn"] | {"model": params["rnn"]["model"] | {"cell": "rnn"}}  # not a choice: sampled
-    assert configured_values(space, rnn) == {"training.lr": 0.001, "model.hidden_size": 100, "model.dropout": 0.5}
+    assert configured_values(space, rnn) == {
+        "training.lr": 0.001,
+        "model.hidden_size": 100,
+        "model.dropout": 0.5,
+        "adversarial.epsilon": 1.0,
+    }
     off_grid = rnn | {"model": rnn["model"] | {"hidden_size": 120}}  # between the steps of 50
     assert "model.hidden_size" not in configured_values(space, off_grid)
     study = optuna.create_study(direction="maximize")
@@ -211,6 +216,7 @@ def test_the_first_trial_repeats_the_configured_recipe_where_the_space_has_it(pa
         "training.lr": 0.001,
         "model.hidden_size": 100,
         "model.dropout": 0.5,
+        "adversarial.epsilon": 1.0,
         "model.cell": None,
     }
 

@@ -17,6 +17,11 @@ from torch import nn
 class EmbeddingAdversarialLoss(nn.Module):
     """``(model, (token_ids, lengths), targets) -> (logits, clean loss + adversarial loss)``.
 
+    Call it with zeroed gradients: it back-propagates the clean loss itself
+    (which gives the perturbation's direction too) and returns that part
+    detached, so the caller's ``backward()`` adds the adversarial loss's
+    gradients: two forward and two backward passes per batch in all.
+
     The perturbation is ``epsilon`` times the loss gradient with respect to
     each sentence's word vectors, scaled to unit L2 norm over the whole
     sentence; it is held constant (not differentiated through), as in the paper.
@@ -41,9 +46,17 @@ class EmbeddingAdversarialLoss(nn.Module):
         loss = self.cross_entropy(logits, targets)
         if self.epsilon == 0:
             return logits, loss
-        (gradient,) = torch.autograd.grad(loss, embedded, retain_graph=True)
-        gradient = gradient.detach()
+        # One backward pass gives both the clean loss's parameter gradients and the perturbation's
+        # direction; ``fit`` then back-propagates the adversarial loss (returned attached) on top.
+        if embedded.requires_grad:
+            embedded.retain_grad()
+        else:  # frozen (static) word vectors: the perturbation still needs the gradient at them
+            embedded.requires_grad_()
+            loss = self.cross_entropy(model.classify(embedded, lengths), targets)
+        loss.backward()
+        gradient = embedded.grad.detach()
         gradient = gradient / (gradient.abs().amax(dim=(1, 2), keepdim=True) + 1e-12)  # no underflow in the norm
         direction = gradient / (gradient.pow(2).sum(dim=(1, 2), keepdim=True).sqrt() + 1e-6)
-        adversarial = self.cross_entropy(model.classify(embedded + self.epsilon * direction, lengths), targets)
-        return logits, loss + adversarial
+        embedded_again, lengths = model.embed(*features)  # a fresh graph: the first one is spent
+        adversarial = self.cross_entropy(model.classify(embedded_again + self.epsilon * direction, lengths), targets)
+        return logits.detach(), loss.detach() + adversarial

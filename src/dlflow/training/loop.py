@@ -84,7 +84,9 @@ def fit(
         training_loss: ``(model, features, targets) -> (logits, mean loss)``, the
             training batches' loss when it needs the model, not only the logits
             (e.g. ``training.adversarial.EmbeddingAdversarialLoss``); validation
-            still uses ``loss_fn``. One process only.
+            still uses ``loss_fn``. One process only. The gradients are zeroed
+            before it is called, so it may back-propagate a part of the loss
+            itself and return that part detached: ``fit`` back-propagates the rest.
         run_key: checkpoint sub-folder; default ``checkpoint.config_key(...)``.
 
     With ``config.processes > 1`` the program must run under ``torchrun`` with
@@ -230,12 +232,12 @@ def _train_one_epoch(
         features, targets, weight = local
         if config.channels_last:
             features = _channels_last(features)
+        optimizer.zero_grad(set_to_none=True)
         if training_loss is not None:
-            logits, loss = training_loss(net, features, targets)
+            logits, loss = training_loss(net, features, targets)  # may have back-propagated a part already
         else:
             logits = net(*features)
             loss = loss_fn(logits, targets)
-        optimizer.zero_grad(set_to_none=True)
         (loss * weight).backward()  # weight 1 in a world of one
         if config.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
