@@ -42,17 +42,17 @@ class EmbeddingAdversarialLoss(nn.Module):
         self, model: nn.Module, features: tuple[torch.Tensor, ...], targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         embedded, lengths = model.embed(*features)
-        logits = model.classify(embedded, lengths)
-        loss = self.cross_entropy(logits, targets)
         if self.epsilon == 0:
-            return logits, loss
-        # One backward pass gives both the clean loss's parameter gradients and the perturbation's
-        # direction; ``fit`` then back-propagates the adversarial loss (returned attached) on top.
+            logits = model.classify(embedded, lengths)
+            return logits, self.cross_entropy(logits, targets)
         if embedded.requires_grad:
             embedded.retain_grad()
         else:  # frozen (static) word vectors: the perturbation still needs the gradient at them
             embedded.requires_grad_()
-            loss = self.cross_entropy(model.classify(embedded, lengths), targets)
+        logits = model.classify(embedded, lengths)
+        loss = self.cross_entropy(logits, targets)
+        # One backward pass gives both the clean loss's parameter gradients and the perturbation's
+        # direction; ``fit`` then back-propagates the adversarial loss (returned attached) on top.
         loss.backward()
         gradient = embedded.grad.detach()
         gradient = gradient / (gradient.abs().amax(dim=(1, 2), keepdim=True) + 1e-12)  # no underflow in the norm
