@@ -214,9 +214,12 @@ class RnnModelParams(StrictModel):
 
 
 class RnnEvaluationParams(StrictModel):
+    """``workers``: processes that train folds side by side (``None``: one per core, at most one per fold)."""
+
     mode: Literal["cv", "split"] = "cv"
     test_fold: int = Field(default=0, ge=0)
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
+    workers: int | None = Field(default=None, ge=1)
 
 
 class NaiveBayesParams(StrictModel):

@@ -37,16 +37,19 @@ RNN = {
 }
 
 
-def test_cross_validation_predicts_every_sentence_out_of_fold():
-    mr = mr_table()
+def encoded_inputs(mr: pd.DataFrame) -> tuple[dict, np.ndarray]:
     text = {"corpora": ["mr"], "vocabulary": {"min_count": 1}}
     vocabulary = build_vocabulary(build_text_corpus(mr, None, None, None, None, text), text)
     words = list(Vocabulary.from_dict(vocabulary).words[2:])  # without <pad>, <unk>
     vectors = {"words": words, "vectors": np.random.default_rng(0).normal(size=(len(words), 6)).astype(np.float32)}
-
-    encoded = encode_polarity(mr, vocabulary, RNN["max_length"])
     embeddings = build_embedding_matrix(vectors, vocabulary, seed=42)
     assert embeddings.shape == (len(words) + 2, 6) and not embeddings[0].any()
+    return encode_polarity(mr, vocabulary, RNN["max_length"]), embeddings
+
+
+def test_cross_validation_predicts_every_sentence_out_of_fold():
+    mr = mr_table()
+    encoded, embeddings = encoded_inputs(mr)
 
     model, history, predictions, metrics, report = cross_validate_rnn(encoded, embeddings, RNN)
     assert sorted(predictions["row"]) == list(range(len(mr)))  # each sentence once, by a model that never saw it
@@ -62,3 +65,27 @@ def test_cross_validation_predicts_every_sentence_out_of_fold():
 
     nb_metrics, nb_report = cross_validate_naive_bayes(mr, RNN)
     assert set(nb_report["fold_accuracy"]) == {"0", "1", "2"} and nb_report["accuracy_mean"] == 1.0
+
+
+def test_folds_in_worker_processes_give_the_same_results_and_log_their_epochs_live(tmp_path):
+    """Two workers, one thread each, against one process: the same models, predictions and metrics,
+    and each worker logs its fold's epochs to the parent's MLflow run."""
+    import mlflow
+
+    encoded, embeddings = encoded_inputs(mr_table(repeats=8))
+    params = RNN | {"training": RNN["training"] | {"epochs": 2, "num_threads": 1}}
+    alone = cross_validate_rnn(encoded, embeddings, params | {"evaluation": RNN["evaluation"] | {"workers": 1}})
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        with mlflow.start_run() as run:
+            side_by_side = cross_validate_rnn(encoded, embeddings, params | {"evaluation": RNN["evaluation"] | {"workers": 2}})
+        client = mlflow.MlflowClient()
+        for name in ("train_loss", "fold1_train_loss", "fold2_sentences_per_second"):
+            assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [1, 2], name
+    finally:
+        mlflow.set_tracking_uri(previous)
+    pd.testing.assert_frame_equal(alone[2], side_by_side[2])  # every out-of-fold probability
+    assert alone[4] == side_by_side[4]
+    for (name, weight), other in zip(alone[0].state_dict().items(), side_by_side[0].state_dict().values(), strict=True):
+        torch.testing.assert_close(weight, other, rtol=0, atol=0, msg=name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import time
 from typing import TYPE_CHECKING
 
 from torch import nn
@@ -41,13 +42,24 @@ class MlflowEpochLogger(Callback):
 
     ``samples`` names what a sample is in the throughput metric: with
     ``samples="sentences"`` the loop's ``samples_per_second`` is logged as
-    ``sentences_per_second``. Without an active run it logs nothing and warns once.
+    ``sentences_per_second``. ``run_id`` logs to that run instead of the active
+    one, through the tracking client: a worker process (``training.parallel``)
+    has no active run of its own. Without a run it logs nothing and warns once.
     """
 
-    def __init__(self, prefix: str = "", samples: str = "samples") -> None:
+    def __init__(self, prefix: str = "", samples: str = "samples", run_id: str | None = None) -> None:
         self.prefix = prefix
         self.samples = samples
+        self.run_id = run_id
         self._warned = False
+
+    def _run_id(self) -> str | None:
+        import mlflow
+
+        if self.run_id is not None:
+            return self.run_id
+        run = mlflow.active_run()
+        return None if run is None else run.info.run_id
 
     def on_resume(self, history: list[EpochRecord]) -> None:
         """Log the checkpointed epochs the run does not have yet.
@@ -57,11 +69,11 @@ class MlflowEpochLogger(Callback):
         """
         import mlflow
 
-        run = mlflow.active_run()
-        if run is None or not history:
+        run_id = self._run_id()
+        if run_id is None or not history:
             return
         name = f"{self.prefix}train_loss"  # logged every epoch (validation may skip epochs)
-        logged = {m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, name)}
+        logged = {m.step for m in mlflow.MlflowClient().get_metric_history(run_id, name)}
         for record in history:
             if record.epoch not in logged:
                 logger.info("logging epoch %d from the checkpoint: the interrupted run had not logged it", record.epoch)
@@ -70,7 +82,8 @@ class MlflowEpochLogger(Callback):
     def on_epoch_end(self, record: EpochRecord, model: nn.Module | None) -> None:
         import mlflow
 
-        if mlflow.active_run() is None:
+        run_id = self._run_id()
+        if run_id is None:
             if not self._warned:
                 logger.warning("MlflowEpochLogger: no active MLflow run, epoch metrics are not logged")
                 self._warned = True
@@ -80,7 +93,12 @@ class MlflowEpochLogger(Callback):
             for name, value in dataclasses.asdict(record).items()
             if name != "epoch" and not math.isnan(value)  # NaN: not validated this epoch
         }
-        mlflow.log_metrics(metrics, step=record.epoch)
+        if self.run_id is None:
+            mlflow.log_metrics(metrics, step=record.epoch)
+            return
+        now = int(time.time() * 1000)
+        batch = [mlflow.entities.Metric(key, value, now, record.epoch) for key, value in metrics.items()]
+        mlflow.MlflowClient().log_batch(self.run_id, metrics=batch)
 
 
 class MlflowProgressLogger:

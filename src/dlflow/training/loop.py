@@ -344,12 +344,18 @@ def _log_plan(
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer named by ``config.optimizer`` over all model parameters."""
-    params, lr, wd = model.parameters(), config.lr, config.weight_decay
+    """The optimizer named by ``config.optimizer`` over all model parameters.
+
+    Adam and AdamW use PyTorch's fused kernel on CPU and CUDA: one pass over each
+    parameter instead of six (the same update; an RNN batch over an 18k-word
+    embedding trains about 1.6x faster on CPU, ``benchmarks/optimizer_benchmark.py``).
+    """
+    params, lr, wd = list(model.parameters()), config.lr, config.weight_decay
+    fused = all(p.device.type in ("cpu", "cuda") for p in params) or None
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd, fused=fused)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd, fused=fused)
     return torch.optim.SGD(params, lr=lr, momentum=config.momentum, weight_decay=wd)
 
 

@@ -108,38 +108,50 @@ def cross_validate_rnn(
 ) -> tuple[Any, list[dict], pd.DataFrame, dict, dict]:
     """Train one RNN per held-out fold with the shared training loop.
 
+    The folds train side by side in worker processes (``rnn.evaluation.workers``,
+    ``training.parallel``; ``None``: one per core), each logging its epochs to
+    this MLflow run live. Every fold seeds itself, so the results do not depend
+    on the number of workers.
+
     Returns the model of ``test_fold``, its per-epoch history, the out-of-fold
     predictions, MLflow metrics (``cv_accuracy_mean``/``_std`` and per fold) and a JSON report.
     """
+    import mlflow
+
     from dlflow.tracking.resume import run_checkpoint_dir
-    from dlflow.training import MlflowEpochLogger, TrainConfig, predict
+    from dlflow.training import TrainConfig
+    from dlflow.training.parallel import plan_workers, worker_pool
 
     rnn: RnnParams = parse("rnn", params)
     folds = encoded["folds"]
+    to_run = _folds_to_run(rnn, folds)
     config = TrainConfig(**rnn.training.model_dump() | {"checkpoint_dir": run_checkpoint_dir(rnn.training.checkpoint_dir)})
-    predictions, accuracies = [], {}
-    chosen_model, chosen_history = None, []
-    for fold in _folds_to_run(rnn, folds):
-        prefix = "" if fold == rnn.evaluation.test_fold else f"fold{fold}_"
-        result = fit_rnn_fold(encoded, embeddings, rnn, fold, config, [MlflowEpochLogger(prefix=prefix, samples="sentences")])
-        test_rows = np.flatnonzero(folds == fold)
-        test = _split(encoded, test_rows)
-        probabilities = predict(result.model, test.features, batch_size=config.eval_batch_size, device="cpu").numpy()
-        accuracies[fold] = float((probabilities.argmax(1) == test.targets.numpy()).mean())
-        logger.info("Fold %d: test accuracy %.4f", fold, accuracies[fold])
-        predictions.append(
-            pd.DataFrame(
-                {
-                    "row": test_rows,
-                    "fold": fold,
-                    "label": test.targets.numpy().astype(np.uint8),
-                    "prediction": probabilities.argmax(1).astype(np.uint8),
-                    "probabilities": list(probabilities.astype(np.float32)),
-                }
-            )
-        )
-        if fold == rnn.evaluation.test_fold:
-            chosen_model, chosen_history = result.model, [vars(r) for r in result.history]
+    workers, threads = plan_workers(rnn.evaluation.workers, len(to_run), rnn.training.num_threads)
+    if config.processes > 1:
+        workers = 1  # each fold already trains data-parallel
+    run = mlflow.active_run()
+    jobs = [_FoldJob(rnn, fold, config, None if run is None else run.info.run_id) for fold in to_run]
+    if workers == 1:
+        outcomes = [job.run(encoded, embeddings) for job in jobs]
+    else:
+        jobs = [
+            dataclasses.replace(job, config=config.model_copy(update={"progress": False, "num_threads": threads})) for job in jobs
+        ]
+        inputs = {"encoded": encoded, "embeddings": embeddings, "tracking_uri": mlflow.get_tracking_uri()}
+        with worker_pool(workers, threads, _receive_fold_inputs, inputs) as run_jobs:
+            outcomes = []
+            for outcome in run_jobs(_run_fold_job, jobs):
+                logger.info(
+                    "Fold %d: test accuracy %.4f (%d of %d folds done)",
+                    outcome.fold,
+                    outcome.accuracy,
+                    len(outcomes) + 1,
+                    len(jobs),
+                )
+                outcomes.append(outcome)
+    outcomes.sort(key=lambda outcome: outcome.fold)
+    accuracies = {outcome.fold: outcome.accuracy for outcome in outcomes}
+    chosen = next(outcome for outcome in outcomes if outcome.fold == rnn.evaluation.test_fold)
     values = np.array(list(accuracies.values()))
     report = {
         "mode": rnn.evaluation.mode,
@@ -149,8 +161,69 @@ def cross_validate_rnn(
     }
     metrics = {"cv_accuracy_mean": report["accuracy_mean"], "cv_accuracy_std": report["accuracy_std"]}
     metrics |= {f"cv_fold{k}_accuracy": v for k, v in accuracies.items()}
-    oof = pd.concat(predictions).sort_values("row").reset_index(drop=True)
-    return chosen_model.cpu().eval(), chosen_history, oof, mlflow_metrics(metrics), report
+    oof = pd.concat([outcome.predictions for outcome in outcomes]).sort_values("row").reset_index(drop=True)
+    return chosen.model.cpu().eval(), chosen.history, oof, mlflow_metrics(metrics), report
+
+
+@dataclasses.dataclass(frozen=True)
+class _FoldOutcome:
+    fold: int
+    accuracy: float
+    predictions: pd.DataFrame
+    model: Any  # the test fold's only
+    history: list[dict]
+
+
+@dataclasses.dataclass(frozen=True)
+class _FoldJob:
+    """One fold of ``cross_validate_rnn``: train with it held out, predict it (in this process or a worker)."""
+
+    rnn: RnnParams
+    fold: int
+    config: Any
+    run_id: str | None  # the MLflow run its epochs are logged to
+
+    def run(self, encoded: dict[str, np.ndarray], embeddings: np.ndarray) -> _FoldOutcome:
+        from dlflow.training import MlflowEpochLogger, predict
+
+        is_test_fold = self.fold == self.rnn.evaluation.test_fold
+        logging_to = MlflowEpochLogger(
+            prefix="" if is_test_fold else f"fold{self.fold}_", samples="sentences", run_id=self.run_id
+        )
+        result = fit_rnn_fold(encoded, embeddings, self.rnn, self.fold, self.config, [logging_to])
+        test_rows = np.flatnonzero(encoded["folds"] == self.fold)
+        test = _split(encoded, test_rows)
+        probabilities = predict(result.model, test.features, batch_size=self.config.eval_batch_size, device="cpu").numpy()
+        accuracy = float((probabilities.argmax(1) == test.targets.numpy()).mean())
+        logger.info("Fold %d: test accuracy %.4f", self.fold, accuracy)
+        predictions = pd.DataFrame(
+            {
+                "row": test_rows,
+                "fold": self.fold,
+                "label": test.targets.numpy().astype(np.uint8),
+                "prediction": probabilities.argmax(1).astype(np.uint8),
+                "probabilities": list(probabilities.astype(np.float32)),
+            }
+        )
+        model, history = (result.model.cpu(), [vars(r) for r in result.history]) if is_test_fold else (None, [])
+        return _FoldOutcome(self.fold, accuracy, predictions, model, history)
+
+
+_worker_inputs: dict[str, Any] = {}  # a fold worker's copy of the encoded sentences and embeddings
+
+
+def _receive_fold_inputs(inputs: dict[str, Any]) -> None:
+    import mlflow
+
+    _worker_inputs.update(inputs)
+    mlflow.set_tracking_uri(inputs["tracking_uri"])
+
+
+def _run_fold_job(job: _FoldJob) -> _FoldOutcome:
+    import multiprocessing
+
+    multiprocessing.current_process().name = f"fold {job.fold}"  # names the worker's log lines
+    return job.run(_worker_inputs["encoded"], _worker_inputs["embeddings"])
 
 
 def fit_rnn_fold(
