@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlflow.training.parallel import plan_workers, worker_pool
+from dlflow.training.parallel import WorkerDied, plan_workers, worker_pool
 from dlflow.training.runtime import usable_cores
 
 _shared: dict = {}
@@ -55,6 +55,19 @@ def test_workers_run_every_job_with_the_shared_state_and_their_thread_share():
 def test_a_failing_job_raises_in_the_parent():
     with pytest.raises(ValueError, match="job 2 failed"), worker_pool(2, 1) as run:
         list(run(_fail_on_two, range(4)))
+
+
+def _die_on_one(item: int) -> int:
+    if item == 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    return item
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang():
+    started = time.monotonic()
+    with pytest.raises(WorkerDied, match="ended without returning"), worker_pool(2, 1) as run:
+        list(run(_die_on_one, range(3)))
+    assert time.monotonic() - started < 60
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")

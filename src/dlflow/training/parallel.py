@@ -22,6 +22,8 @@ import multiprocessing
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from dlflow.training.runtime import configure_threads, usable_cores
@@ -58,6 +60,10 @@ def _init_worker(threads: int, state: Any, setup: Callable[[Any], None] | None) 
         setup(state)
 
 
+class WorkerDied(RuntimeError):
+    """A worker process ended without returning (killed, out of memory, or failed to start)."""
+
+
 @contextlib.contextmanager
 def worker_pool(
     workers: int, threads: int, setup: Callable[[Any], None] | None = None, state: Any = None
@@ -68,9 +74,41 @@ def worker_pool(
     ``workers`` spawned processes and yields the results as they finish (not
     in order). ``setup(state)`` runs once in each worker first: hand large,
     shared inputs over there, not with every item. ``job`` and ``setup`` must
-    be importable module-level functions. Leaving the block stops the workers.
+    be importable module-level functions. A job's exception is raised here;
+    a worker that dies raises ``WorkerDied``. Either way, and whenever the
+    block is left early, the other workers are stopped at once.
     """
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(threads, state, setup)) as pool:
-        logger.info("%d worker processes, %d thread(s) each", workers, threads)
-        yield lambda job, items: pool.imap_unordered(job, items)
+    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads, state, setup))
+    logger.info("%d worker processes, %d thread(s) each", workers, threads)
+
+    def run(job: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        pending = [executor.submit(job, item) for item in items]
+        try:
+            for future in as_completed(pending):
+                yield future.result()
+        except BrokenProcessPool as error:
+            raise WorkerDied(
+                "a worker process ended without returning a result (killed, out of memory, or it could not start: "
+                'a script that runs the pipeline must guard its entry point with `if __name__ == "__main__":`, '
+                "as multiprocessing's spawn method requires); run it in one process with workers=1 to see the error there"
+            ) from error
+
+    finished = False
+    try:
+        yield run
+        finished = True
+    finally:
+        if finished:
+            executor.shutdown(wait=True)
+        else:  # an error or an interruption: no worker goes on training
+            executor.shutdown(wait=False, cancel_futures=True)
+            _stop_workers(executor)
+
+
+def _stop_workers(executor: ProcessPoolExecutor) -> None:
+    if hasattr(executor, "terminate_workers"):  # Python 3.14
+        executor.terminate_workers()
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.terminate()
