@@ -54,6 +54,7 @@ def _init_worker(threads: int, state: Any, setup: Callable[[Any], None] | None) 
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
+        force=True,  # over whatever logging the parent's main module set up on import here
     )
     configure_threads(threads)
     if setup is not None:

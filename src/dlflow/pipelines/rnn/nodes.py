@@ -130,9 +130,14 @@ def cross_validate_rnn(
     if config.processes > 1:
         workers = 1  # each fold already trains data-parallel
     run = mlflow.active_run()
+    if run is None:
+        logger.warning("No active MLflow run: the folds' epoch metrics are not logged")
     jobs = [_FoldJob(rnn, fold, config, None if run is None else run.info.run_id) for fold in to_run]
     if workers == 1:
-        outcomes = [job.run(encoded, embeddings) for job in jobs]
+        outcomes = []
+        for job in jobs:
+            outcomes.append(job.run(encoded, embeddings))
+            logger.info("Fold %d: test accuracy %.4f", job.fold, outcomes[-1].accuracy)
     else:
         jobs = [
             dataclasses.replace(job, config=config.model_copy(update={"progress": False, "num_threads": threads})) for job in jobs
@@ -187,15 +192,13 @@ class _FoldJob:
         from dlflow.training import MlflowEpochLogger, predict
 
         is_test_fold = self.fold == self.rnn.evaluation.test_fold
-        logging_to = MlflowEpochLogger(
-            prefix="" if is_test_fold else f"fold{self.fold}_", samples="sentences", run_id=self.run_id
-        )
-        result = fit_rnn_fold(encoded, embeddings, self.rnn, self.fold, self.config, [logging_to])
+        prefix = "" if is_test_fold else f"fold{self.fold}_"
+        callbacks = [] if self.run_id is None else [MlflowEpochLogger(prefix, samples="sentences", run_id=self.run_id)]
+        result = fit_rnn_fold(encoded, embeddings, self.rnn, self.fold, self.config, callbacks)
         test_rows = np.flatnonzero(encoded["folds"] == self.fold)
         test = _split(encoded, test_rows)
         probabilities = predict(result.model, test.features, batch_size=self.config.eval_batch_size, device="cpu").numpy()
         accuracy = float((probabilities.argmax(1) == test.targets.numpy()).mean())
-        logger.info("Fold %d: test accuracy %.4f", self.fold, accuracy)
         predictions = pd.DataFrame(
             {
                 "row": test_rows,
