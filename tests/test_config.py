@@ -40,3 +40,19 @@ def test_bad_values_and_unknown_keys_name_the_key(path, value, message):
     target[path[-1]] = value
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):
         validate_parameters({"cnn": params})
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ({"conv_filters": 100, "conv_kernel": 4}, "conv_kernel must be odd"),
+        ({"conv_filters": 100, "pooling": "last"}, "conv_filters needs pooling: max"),
+        ({"conv_filters": -1}, "rnn.model.conv_filters"),
+    ],
+)
+def test_a_convolution_over_the_rnn_states_is_checked_before_any_work(model, message):
+    params = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_rnn.yml").read_text())["rnn"]
+    params["model"].update(model)
+    with pytest.raises(ValueError, match=message) as raised:
+        validate_parameters({"rnn": params})
+    assert "rnn.model" in str(raised.value)

@@ -211,6 +211,16 @@ class RnnModelParams(StrictModel):
     dropout: float = Field(default=0.5, ge=0, lt=1)
     pooling: Literal["max", "last"] = "max"
     embedding_mode: Literal["rand", "static", "non_static"] = "non_static"
+    conv_filters: int = Field(default=0, ge=0)  # a convolution over the recurrent states before pooling; 0: none
+    conv_kernel: int = Field(default=3, ge=1)  # its width in time steps (odd)
+
+    @model_validator(mode="after")
+    def _conv_fits(self) -> RnnModelParams:
+        if self.conv_filters and self.conv_kernel % 2 == 0:
+            raise ValueError(f"conv_kernel must be odd (the states keep their length), got {self.conv_kernel}")
+        if self.conv_filters and self.pooling == "last":
+            raise ValueError("conv_filters needs pooling: max (the convolution's outputs are pooled over time)")
+        return self
 
 
 class RnnEvaluationParams(StrictModel):

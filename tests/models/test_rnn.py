@@ -38,6 +38,21 @@ def test_output_shape_and_padding_does_not_matter(cell, pooling):
     torch.testing.assert_close(model(ids_with_garbage_padding, lengths), logits)
 
 
+@pytest.mark.parametrize("pooling", ["max", "max_mean", "attention"])
+def test_a_convolution_over_the_states_ignores_padding_and_other_sentences(pooling):
+    """With ``conv_filters`` a sentence's logits are what it gets alone: padding states are zeroed before the
+    convolution, so neither the batch's longest sentence nor garbage past its end reaches the filters."""
+    model = SentenceRNN(30, 8, hidden_size=6, pooling=pooling, embedding_mode="rand", conv_filters=5, conv_kernel=3).eval()
+    ids = torch.tensor([[5, 6, 7, 0, 0, 0, 0], [8, 9, 10, 11, 12, 13, 14]])
+    lengths = torch.tensor([3, 7])
+    logits = model(ids, lengths)
+    assert logits.shape == (2, 2) and model.conv.out_channels == 5
+    torch.testing.assert_close(model(ids[:1, :3], lengths[:1]), logits[:1])  # alone, no padding at all
+    garbage = ids.clone()
+    garbage[0, 3:] = 11
+    torch.testing.assert_close(model(garbage, lengths), logits)
+
+
 def test_static_embeddings_are_frozen_and_non_static_are_trained():
     vectors = torch.randn(10, 4)
     static = SentenceRNN(10, 4, hidden_size=3, embedding_mode="static", pretrained=vectors)
@@ -55,6 +70,10 @@ def test_bad_arguments_are_named():
         SentenceRNN(10, 4, embedding_mode="static")
     with pytest.raises(ValueError, match="shape"):
         SentenceRNN(10, 4, embedding_mode="static", pretrained=torch.zeros(9, 4))
+    with pytest.raises(ValueError, match="odd conv_kernel"):
+        SentenceRNN(10, 4, embedding_mode="rand", conv_filters=8, conv_kernel=2)
+    with pytest.raises(ValueError, match="pooling 'last'"):
+        SentenceRNN(10, 4, embedding_mode="rand", conv_filters=8, pooling="last")
 
 
 def test_learns_a_toy_separable_task():
@@ -102,6 +121,7 @@ def test_reverse_within_length_is_an_involution():
         {"cell": "lstm", "bidirectional": True, "pooling": "max", "num_layers": 1},
         {"cell": "gru", "bidirectional": False, "pooling": "attention", "num_layers": 2},
         {"cell": "lstm", "bidirectional": True, "pooling": "max_mean", "num_layers": 2, "embedding_mode": "static"},
+        {"cell": "lstm", "bidirectional": True, "pooling": "max", "num_layers": 1, "conv_filters": 5, "conv_kernel": 5},
     ],
 )
 def test_architecture_rebuilds_the_same_network(options: dict) -> None:

@@ -25,6 +25,8 @@ from tests.tracking.servers import ADMIN, ADMIN_PASSWORD, MlflowServer, fresh_da
 
 pytestmark = pytest.mark.e2e
 CONCURRENT_RUNS = 4
+#: Small runs for the concurrency test: what is tested is four processes writing one server at once.
+SMALL = "cnn.data.max_train_samples=500,cnn.data.max_test_samples=100,cnn.training.num_threads=1"
 
 
 def _free_port() -> int:
@@ -91,7 +93,7 @@ def _only_run(client: MlflowClient) -> object:
 
 def test_a_pipeline_run_records_on_the_server_what_the_embedded_store_records(mlflow_server, tmp_path, data_mirror):
     model = f"dlflow-cnn-server-{uuid.uuid4().hex[:6]}"
-    options = ("--params", f"cnn.registration.model_name={model}")
+    options = ("--params", f"cnn.registration.model_name={model},cnn.training.num_threads=1")  # two runs at once, a core each
     embedded_uri = f"sqlite:///{tmp_path / 'embedded' / 'mlflow.db'}"
     (tmp_path / "embedded").mkdir()
     on_server = _start(copy_project(tmp_path / "server-project"), mlflow_server, data_mirror, *options)
@@ -138,7 +140,7 @@ def test_four_runs_at_once_all_finish_with_a_consistent_registry(mlflow_server, 
     runs = [
         _start(
             copy_project(tmp_path / f"project-{index}"), mlflow_server, data_mirror,
-            "--params", f"cnn.registration.model_name={model},cnn.training.seed={index}",
+            "--params", f"{SMALL},cnn.registration.model_name={model},cnn.training.seed={index}",
         )
         for index in range(CONCURRENT_RUNS)
     ]  # fmt: skip

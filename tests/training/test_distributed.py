@@ -219,11 +219,11 @@ def test_an_interrupted_torchrun_run_resumes_bit_identically_and_a_too_small_las
 @pytest.mark.e2e
 def test_kedro_run_under_torchrun_matches_one_process_and_tracks_from_rank_0_only(kedro_project: Path, data_mirror: Path):
     """``torchrun --standalone --nproc_per_node=2 -m kedro run ...`` against ``kedro run``, on the ``--env test``
-    recipe with 12,000 training images (10 % for validation), 3 epochs and all 10,000 test images:
+    recipe with 6,000 training images (10 % for validation), 3 epochs and all 10,000 test images:
     one MLflow run and one model version per run, each epoch logged once, the same test accuracy."""
     from mlflow.tracking import MlflowClient
 
-    subset = {"cnn.data.max_train_samples": 12000, "cnn.data.max_test_samples": None, "cnn.training.epochs": 3}
+    subset = {"cnn.data.max_train_samples": 6000, "cnn.data.max_test_samples": None, "cnn.training.epochs": 3}
     run_pipeline("cnn", project=kedro_project, **subset)
     params = ",".join(f"{k}={'null' if v is None else v}" for k, v in subset.items()) + ",cnn.training.processes=2"
     command = [

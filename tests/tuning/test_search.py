@@ -205,6 +205,7 @@ def test_the_first_trial_repeats_the_configured_recipe_where_the_space_has_it(pa
         "training.lr": 0.001,
         "model.hidden_size": 100,
         "model.dropout": 0.5,
+        "model.conv_filters": 100,
         "adversarial.epsilon": 1.0,
     }
     off_grid = rnn | {"model": rnn["model"] | {"hidden_size": 120}}  # between the steps of 50
@@ -216,6 +217,7 @@ def test_the_first_trial_repeats_the_configured_recipe_where_the_space_has_it(pa
         "training.lr": 0.001,
         "model.hidden_size": 100,
         "model.dropout": 0.5,
+        "model.conv_filters": 100,
         "adversarial.epsilon": 1.0,
         "model.cell": None,
     }

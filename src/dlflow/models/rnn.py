@@ -17,7 +17,12 @@ filling zero gradients (measured 5-10x slower here).
 
 The sentence representation is the max over time of the outputs
 (``pooling="max"``, Kim's max-over-time pooling) or the state after the last
-word of each direction (``pooling="last"``).
+word of each direction (``pooling="last"``). With ``conv_filters > 0`` a
+convolution over time (``conv_kernel`` states wide, ReLU) reads the recurrent
+states first and the pooling takes the max over its outputs: features of a
+few neighbouring words' states, as Kim's filters are of neighbouring words'
+vectors. Padding states are zeroed before it, so a sentence's features do not
+depend on how long the other sentences of its batch are.
 
 ``compact_vocabulary`` and ``expand_vocabulary`` let a caller train on only
 the embedding rows its sentences use and then serve the full vocabulary.
@@ -48,7 +53,7 @@ def reverse_within_length(sequences: torch.Tensor, lengths: torch.Tensor) -> tor
 
 
 class SentenceRNN(nn.Module):
-    """Embedding → (bi)LSTM/GRU → pooling → dropout → linear, returning logits ``(N, num_classes)``."""
+    """Embedding → (bi)LSTM/GRU → [convolution] → pooling → dropout → linear, returning logits ``(N, num_classes)``."""
 
     def __init__(
         self,
@@ -65,6 +70,8 @@ class SentenceRNN(nn.Module):
         embedding_mode: str = "non_static",
         pretrained: torch.Tensor | None = None,
         padding_idx: int = 0,
+        conv_filters: int = 0,
+        conv_kernel: int = 3,
     ) -> None:
         super().__init__()
         if cell not in CELLS:
@@ -73,6 +80,11 @@ class SentenceRNN(nn.Module):
             raise ValueError(f"embedding_mode must be one of {EMBEDDING_MODES}, got {embedding_mode!r}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if conv_filters and (pooling == "last" or conv_kernel < 1 or conv_kernel % 2 == 0):
+            raise ValueError(
+                f"a convolution over the states needs an odd conv_kernel and a pooling over time, "
+                f"got conv_kernel {conv_kernel} and pooling {pooling!r}"
+            )
         if embedding_mode != "rand" and pretrained is None:
             raise ValueError(f"embedding_mode {embedding_mode!r} needs pretrained vectors")
         if pretrained is not None and tuple(pretrained.shape) != (vocab_size, embedding_dim):
@@ -93,6 +105,8 @@ class SentenceRNN(nn.Module):
         )
         self.pooling = pooling
         width = hidden_size * directions
+        self.conv = nn.Conv1d(width, conv_filters, conv_kernel, padding=conv_kernel // 2) if conv_filters else None
+        width = conv_filters or width
         self.attention = nn.Linear(width, 1) if pooling == "attention" else None
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(width * (2 if pooling == "max_mean" else 1), num_classes)
@@ -111,6 +125,8 @@ class SentenceRNN(nn.Module):
             "pooling": self.pooling,
             "embedding_mode": "rand",  # the trained embedding is in the weights
             "padding_idx": self.embedding.padding_idx,
+            "conv_filters": 0 if self.conv is None else self.conv.out_channels,
+            "conv_kernel": 3 if self.conv is None else self.conv.kernel_size[0],
         }
 
     def forward(self, token_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -134,6 +150,9 @@ class SentenceRNN(nn.Module):
                 outputs.append(reverse_within_length(reversed_outputs, lengths))
             states = torch.cat(outputs, dim=2)
         padding = torch.arange(longest, device=states.device)[None, :] >= lengths[:, None]
+        if self.conv is not None:
+            states = states.masked_fill(padding[:, :, None], 0.0)
+            states = torch.relu(self.conv(states.transpose(1, 2))).transpose(1, 2)
         if self.pooling in ("max", "max_mean"):
             sentence = states.masked_fill(padding[:, :, None], float("-inf")).max(dim=1).values
             if self.pooling == "max_mean":
