@@ -69,6 +69,11 @@ def commit_project(project: Path) -> str:
     return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
 
 
+#: ``--params`` for the CNN runs of the tests that start several at once: what those test is the processes
+#: writing one store or server together, not the training, so small runs with a thread each.
+SMALL_CONCURRENT_CNN = "cnn.data.max_train_samples=500,cnn.data.max_test_samples=100,cnn.training.num_threads=1"
+
+
 def kedro_run_command(pipeline: str, *options: str) -> list[str]:
     """``kedro run --pipeline <pipeline> --env test [options]`` as an argument list for a subprocess."""
     return [sys.executable, "-m", "kedro", "run", "--pipeline", pipeline, "--env", "test", *options]

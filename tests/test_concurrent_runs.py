@@ -9,12 +9,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dlflow.registry.store import alias_history, expected_aliases
-from tests.conftest import kedro_run_command
+from tests.conftest import SMALL_CONCURRENT_CNN, kedro_run_command
 
 pytestmark = pytest.mark.e2e
 RUNS = 4
-#: Small runs: what is tested is four processes writing one store at once, not the training.
-SMALL = "cnn.data.max_train_samples=500,cnn.data.max_test_samples=100,cnn.training.num_threads=1"
 
 
 def test_four_runs_at_once_on_the_embedded_store_all_complete(kedro_project, data_mirror):
@@ -22,7 +20,9 @@ def test_four_runs_at_once_on_the_embedded_store_all_complete(kedro_project, dat
     model = "dlflow-cnn-sqlite-concurrent"
     processes = [
         subprocess.Popen(
-            kedro_run_command("cnn", "--params", f"{SMALL},cnn.registration.model_name={model},cnn.training.seed={seed}"),
+            kedro_run_command(
+                "cnn", "--params", f"{SMALL_CONCURRENT_CNN},cnn.registration.model_name={model},cnn.training.seed={seed}"
+            ),
             cwd=kedro_project,
             env=env,
             stdout=subprocess.PIPE,

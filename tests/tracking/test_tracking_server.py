@@ -20,13 +20,11 @@ from mlflow.tracking import MlflowClient
 
 from dlflow.registry.store import alias_history, expected_aliases
 from dlflow.tracking.team import TeamUser, setup_team
-from tests.conftest import copy_project, kedro_run_command
+from tests.conftest import SMALL_CONCURRENT_CNN, copy_project, kedro_run_command
 from tests.tracking.servers import ADMIN, ADMIN_PASSWORD, MlflowServer, fresh_databases, logged_in, shared_postgres_uri
 
 pytestmark = pytest.mark.e2e
 CONCURRENT_RUNS = 4
-#: Small runs for the concurrency test: what is tested is four processes writing one server at once.
-SMALL = "cnn.data.max_train_samples=500,cnn.data.max_test_samples=100,cnn.training.num_threads=1"
 
 
 def _free_port() -> int:
@@ -140,7 +138,7 @@ def test_four_runs_at_once_all_finish_with_a_consistent_registry(mlflow_server, 
     runs = [
         _start(
             copy_project(tmp_path / f"project-{index}"), mlflow_server, data_mirror,
-            "--params", f"{SMALL},cnn.registration.model_name={model},cnn.training.seed={index}",
+            "--params", f"{SMALL_CONCURRENT_CNN},cnn.registration.model_name={model},cnn.training.seed={index}",
         )
         for index in range(CONCURRENT_RUNS)
     ]  # fmt: skip
