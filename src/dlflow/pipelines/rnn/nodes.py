@@ -292,16 +292,18 @@ def _initial_embeddings(rnn: RnnParams, embeddings: np.ndarray) -> Any:
 
 def cross_validate_naive_bayes(mr_sentences: pd.DataFrame, params: dict[str, Any]) -> tuple[dict, dict]:
     """The bag-of-words Naive Bayes baseline on exactly the RNN's folds."""
-    from dlflow.models.naive_bayes import build_naive_bayes
+    from dlflow.models import naive_bayes
 
     rnn: RnnParams = parse("rnn", params)
     folds = mr_sentences["fold"].to_numpy()
-    sentences, labels = mr_sentences["sentence"].to_numpy(), mr_sentences["label"].to_numpy()
-    accuracies = {}
-    for fold in _folds_to_run(rnn, folds):
-        model = build_naive_bayes(alpha=rnn.baseline.alpha, ngram_max=rnn.baseline.ngram_max)
-        model.fit(sentences[folds != fold], labels[folds != fold])
-        accuracies[fold] = float((model.predict(sentences[folds == fold]) == labels[folds == fold]).mean())
+    accuracies = naive_bayes.cross_validate_naive_bayes(
+        mr_sentences["sentence"].to_numpy(),
+        mr_sentences["label"].to_numpy(),
+        folds,
+        _folds_to_run(rnn, folds),
+        alpha=rnn.baseline.alpha,
+        ngram_max=rnn.baseline.ngram_max,
+    )
     values = np.array(list(accuracies.values()))
     report = {
         "model": f"MultinomialNB(alpha={rnn.baseline.alpha}) on 1..{rnn.baseline.ngram_max}-grams",
