@@ -29,8 +29,8 @@ def cpu_model() -> str:
 
 
 def bf16_native(env: dict[str, str]) -> bool:
-    """What ``dlflow.models.cnn.native_bf16`` says in a process with ``env`` (the variants' environment)."""
-    probe = "from dlflow.models.cnn import native_bf16; print(native_bf16('cpu'))"
+    """What ``dlflow.models.precision.native_bf16`` says in a process with ``env`` (the variants' environment)."""
+    probe = "from dlflow.models.precision import native_bf16; print(native_bf16('cpu'))"
     answer = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
     return answer.stdout.strip() == "True"
 

@@ -11,7 +11,14 @@ random word vectors (speed does not depend on their values):
    ``full, foreach Adam``   every row of the embedding in the network and the
                             optimizer, PyTorch's default multi-tensor Adam;
    ``compact, foreach Adam`` only the training folds' rows (``models.rnn.compact_vocabulary``);
-   ``compact, fused Adam``   the same with the fused Adam kernel (the default now).
+   ``compact, fused Adam``   the same with the fused Adam kernel;
+
+   those three in float32, as the releases that introduced them trained; then
+
+   ``compact, fused Adam, bf16`` the network after the embedding under bfloat16
+                            autocast where the CPU computes bf16 natively
+                            (``rnn.model.bf16: null``, the default now; on a CPU
+                            without native bf16 it is the float32 row again).
 
 2. ``cross_validate_rnn`` over all 10 folds, ``--fold-epochs`` epochs each: the folds one after
    the other in this process (``rnn.evaluation.workers=1``, every core) against
@@ -20,8 +27,8 @@ random word vectors (speed does not depend on their values):
 
     DLFLOW_DATA_MIRROR=../shared/data python benchmarks/rnn_speed_benchmark.py
 
-Prints the CPU model and whether bf16 is native (the RNN trains in float32
-either way) and writes ``benchmarks/results/rnn_speed_benchmark.json``.
+Prints the CPU model and whether bf16 is native, and writes
+``benchmarks/results/rnn_speed_benchmark.json``.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ def encoded_mr(mirror: Path, workdir: Path) -> tuple[dict[str, np.ndarray], int]
     return outputs["rnn_encoded_sentences"].load(), len(vocabulary["specials"]) + len(vocabulary["words"])
 
 
-def time_epochs(encoded: dict, vocab_size: int, rnn: dict, *, compact: bool, fused: bool, epochs: int) -> dict:
+def time_epochs(encoded: dict, vocab_size: int, rnn: dict, *, compact: bool, fused: bool, bf16: bool | None, epochs: int) -> dict:
     """Train fold 0's network ``epochs`` epochs with the pipeline's recipe; the median epoch's time."""
     import dlflow.training.loop as loop
     from dlflow.models.rnn import SentenceRNN, compact_vocabulary
@@ -73,7 +80,7 @@ def time_epochs(encoded: dict, vocab_size: int, rnn: dict, *, compact: bool, fus
     ids = torch.from_numpy(encoded["ids"][train_rows])
     rows, lookup = compact_vocabulary(ids, vocab_size) if compact else (torch.arange(vocab_size), torch.arange(vocab_size))
     vectors = torch.randn(len(rows), 100, generator=torch.Generator().manual_seed(0))
-    model = SentenceRNN(len(rows), 100, num_classes=2, pretrained=vectors, **rnn["model"])
+    model = SentenceRNN(len(rows), 100, num_classes=2, pretrained=vectors, **rnn["model"] | {"bf16": bf16})
     settings = rnn["training"] | {"epochs": epochs, "checkpoint_dir": None, "progress": False, "early_stopping_patience": None}
     original = loop.make_optimizer
     if not fused:  # the previous release's optimizer: PyTorch's default (multi-tensor) Adam
@@ -125,13 +132,14 @@ def main() -> None:
     print(f"{len(encoded['ids']):,} MR sentences, a vocabulary of {vocab_size:,} words", flush=True)
 
     epochs = {}
-    for name, compact, fused in [
-        ("full, foreach Adam", False, False),
-        ("compact, foreach Adam", True, False),
-        ("compact, fused Adam", True, True),
+    for name, compact, fused, bf16 in [
+        ("full, foreach Adam", False, False, False),
+        ("compact, foreach Adam", True, False, False),
+        ("compact, fused Adam", True, True, False),
+        ("compact, fused Adam, bf16", True, True, None),
     ]:
-        epochs[name] = time_epochs(encoded, vocab_size, rnn, compact=compact, fused=fused, epochs=args.epochs)
-        print(f"  {name:<24}{epochs[name]['rows']:>7,} rows {epochs[name]['epoch_seconds']:>7.2f} s/epoch "
+        epochs[name] = time_epochs(encoded, vocab_size, rnn, compact=compact, fused=fused, bf16=bf16, epochs=args.epochs)
+        print(f"  {name:<28}{epochs[name]['rows']:>7,} rows {epochs[name]['epoch_seconds']:>7.2f} s/epoch "
               f"{epochs[name]['sentences_per_second']:>7,.0f} sentences/s", flush=True)  # fmt: skip
     base = epochs["full, foreach Adam"]["epoch_seconds"]
     for name, result in epochs.items():

@@ -213,6 +213,7 @@ class RnnModelParams(StrictModel):
     embedding_mode: Literal["rand", "static", "non_static"] = "non_static"
     conv_filters: int = Field(default=0, ge=0)  # a convolution over the recurrent states before pooling; 0: none
     conv_kernel: int = Field(default=3, ge=1)  # its width in time steps (odd)
+    bf16: bool | None = None  # bfloat16 autocast after the embedding; None: where the hardware computes bf16 natively
 
     @model_validator(mode="after")
     def _conv_fits(self) -> RnnModelParams:

@@ -7,7 +7,7 @@ from torch import nn
 
 from dlflow.ingest.idx import read_idx
 from dlflow.models import ClassicCNN, FastCNN, build_cnn, hflip, random_hflip
-from dlflow.models.cnn import _onednn_isa_allows_bf16
+from dlflow.models.precision import _onednn_isa_allows_bf16
 from dlflow.training import TensorDataset, TrainConfig, fit, predict
 
 

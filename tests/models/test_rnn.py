@@ -26,7 +26,7 @@ def toy_task(n: int = 512, vocab: int = 20, length: int = 12, seed: int = 0) -> 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("pooling", ["max", "last", "max_mean", "attention"])
 def test_output_shape_and_padding_does_not_matter(cell, pooling):
-    model = SentenceRNN(30, 8, hidden_size=6, cell=cell, pooling=pooling, embedding_mode="rand").eval()
+    model = SentenceRNN(30, 8, hidden_size=6, cell=cell, pooling=pooling, embedding_mode="rand", bf16=False).eval()
     ids = torch.tensor([[5, 6, 7, 0, 0], [8, 9, 0, 0, 0]])
     lengths = torch.tensor([3, 2])
     logits = model(ids, lengths)
@@ -39,18 +39,23 @@ def test_output_shape_and_padding_does_not_matter(cell, pooling):
 
 
 @pytest.mark.parametrize("pooling", ["max", "max_mean", "attention"])
-def test_a_convolution_over_the_states_ignores_padding_and_other_sentences(pooling):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_a_convolution_over_the_states_ignores_padding_and_other_sentences(pooling, bf16):
     """With ``conv_filters`` a sentence's logits are what it gets alone: padding states are zeroed before the
-    convolution, so neither the batch's longest sentence nor garbage past its end reaches the filters."""
-    model = SentenceRNN(30, 8, hidden_size=6, pooling=pooling, embedding_mode="rand", conv_filters=5, conv_kernel=3).eval()
+    convolution, so neither the batch's longest sentence nor garbage past its end reaches the filters
+    (in bf16 too, where bf16 rounding is the only difference allowed)."""
+    model = SentenceRNN(
+        30, 8, hidden_size=6, pooling=pooling, embedding_mode="rand", conv_filters=5, conv_kernel=3, bf16=bf16
+    ).eval()
     ids = torch.tensor([[5, 6, 7, 0, 0, 0, 0], [8, 9, 10, 11, 12, 13, 14]])
     lengths = torch.tensor([3, 7])
     logits = model(ids, lengths)
     assert logits.shape == (2, 2) and model.conv.out_channels == 5
-    torch.testing.assert_close(model(ids[:1, :3], lengths[:1]), logits[:1])  # alone, no padding at all
+    tolerance = {"rtol": 1e-2, "atol": 1e-2} if bf16 else {}
+    torch.testing.assert_close(model(ids[:1, :3], lengths[:1]), logits[:1], **tolerance)  # alone, no padding at all
     garbage = ids.clone()
     garbage[0, 3:] = 11
-    torch.testing.assert_close(model(garbage, lengths), logits)
+    torch.testing.assert_close(model(garbage, lengths), logits, **tolerance)
 
 
 def test_static_embeddings_are_frozen_and_non_static_are_trained():
@@ -90,7 +95,7 @@ def test_matches_packed_sequences(cell):
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
     torch.manual_seed(0)
-    model = SentenceRNN(30, 6, hidden_size=5, cell=cell, embedding_mode="rand", dropout=0.0).eval()
+    model = SentenceRNN(30, 6, hidden_size=5, cell=cell, embedding_mode="rand", dropout=0.0, bf16=False).eval()
     packed_rnn = getattr(torch.nn, cell.upper())(6, 5, batch_first=True, bidirectional=True)
     with torch.no_grad():  # the packed RNN gets the same weights as our two directions
         for name, value in model.forward_layers[0].named_parameters():
@@ -104,6 +109,33 @@ def test_matches_packed_sequences(cell):
     expected, _ = pad_packed_sequence(packed, batch_first=True, padding_value=float("-inf"))
     expected_logits = model.classifier(expected.max(dim=1).values)
     torch.testing.assert_close(model(ids, lengths), expected_logits)
+
+
+def test_bf16_runs_the_network_after_the_embedding_in_bf16_and_returns_float32_logits():
+    """``bf16=True``: cells, convolution and classifier compute in bf16 (the embedding stays float32), the logits
+    come back in float32 and stay close to the float32 network's; ``False`` is float32 throughout."""
+    torch.manual_seed(0)
+    fp32 = SentenceRNN(30, 8, hidden_size=6, embedding_mode="rand", conv_filters=5, bf16=False).eval()
+    bf16 = SentenceRNN(**fp32.architecture() | {"bf16": True}).eval()
+    bf16.load_state_dict(fp32.state_dict())
+    ids, lengths = torch.randint(1, 30, (4, 7)), torch.tensor([7, 3, 1, 5])
+    for model, inside in ((fp32, torch.float32), (bf16, torch.bfloat16)):
+        seen = {}
+        hooks = [
+            module.register_forward_hook(lambda module, args, output, name=name: seen.setdefault(name, output))
+            for name, module in (
+                ("embedding", model.embedding),
+                ("lstm", model.forward_layers[0]),
+                ("classifier", model.classifier),
+            )
+        ]
+        logits = model(ids, lengths)
+        for hook in hooks:
+            hook.remove()
+        assert logits.dtype == torch.float32 and seen["embedding"].dtype == torch.float32
+        assert seen["lstm"][0].dtype == inside and seen["classifier"].dtype == inside
+    torch.testing.assert_close(bf16(ids, lengths), fp32(ids, lengths), rtol=0.05, atol=0.05)
+    assert "bf16=True" in repr(bf16) and bf16.architecture()["bf16"] is True
 
 
 def test_reverse_within_length_is_an_involution():

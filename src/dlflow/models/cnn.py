@@ -19,12 +19,12 @@ so they belong to this family and not to the generic training loop.
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from dlflow.models.precision import bf16_autocast
 
 __all__ = ["ARCHITECTURES", "ClassicCNN", "FastCNN", "build_cnn", "hflip", "random_hflip"]
 
@@ -135,39 +135,12 @@ class FastCNN(nn.Module):
         self.bf16 = bf16
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        device_type = images.device.type
-        enabled = native_bf16(device_type) if self.bf16 is None else self.bf16
-        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled):
+        with bf16_autocast(images.device.type, self.bf16):
             logits = self.head(self.features(images))
         return logits.float()
 
     def extra_repr(self) -> str:
         return f"bf16={self.bf16}"  # part of the repr, hence of the checkpoint key
-
-
-@functools.cache
-def native_bf16(device_type: str) -> bool:
-    """Whether ``device_type`` (``"cpu"``, ``"cuda"``) computes bfloat16 natively, i.e. fast."""
-    if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8  # Ampere+
-    if device_type == "cpu":
-        if not _onednn_isa_allows_bf16():
-            return False
-        cpu = torch.cpu
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        return any(getattr(cpu, name, lambda: False)() for name in checks)
-    return False
-
-
-def _onednn_isa_allows_bf16() -> bool:
-    """False when ``ONEDNN_MAX_CPU_ISA`` caps oneDNN below AVX512-BF16 (e.g. ``AVX2``).
-
-    That variable is how a float32-only CPU is emulated on a bf16-capable one
-    (``benchmarks/cnn_benchmark.py --emulate-avx2``): the kernels obey it, and
-    so must the choice of precision.
-    """
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
-    return not cap or cap in ("ALL", "DEFAULT") or "BF16" in cap or "AMX" in cap or "AVX10" in cap
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"classic": ClassicCNN, "fast": FastCNN}
