@@ -54,10 +54,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import REPO, describe_machine, make_project, median_run, timed
+from harness import AVX2_ENV, REPO, describe_machine, make_project, median_run, timed
 
 RESULTS = REPO / "benchmarks" / "results"
-AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 
 #: The reference recipe expressed as pipeline parameters (``kedro run --params``).
 REFERENCE_PARAMS = {

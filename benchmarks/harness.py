@@ -28,6 +28,10 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+#: Caps oneDNN and ATen at AVX2: how a CPU without native bf16 (float32 only) runs, on one that has it.
+AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+
+
 def bf16_native(env: dict[str, str]) -> bool:
     """What ``dlflow.models.precision.native_bf16`` says in a process with ``env`` (the variants' environment)."""
     probe = "from dlflow.models.precision import native_bf16; print(native_bf16('cpu'))"
@@ -93,4 +97,5 @@ def describe_machine(env: dict[str, str] | None = None) -> dict:
 
 
 def print_machine(machine: dict) -> None:
-    print(f"CPU: {machine['cpu']} ({machine['cpus']} cores); bf16 native: {machine['bf16_native']}", flush=True)
+    emulated = " (oneDNN and ATen capped at AVX2: a float32-only CPU emulated)" if machine.get("emulated_avx2") else ""
+    print(f"CPU: {machine['cpu']} ({machine['cpus']} cores); bf16 native: {machine['bf16_native']}{emulated}", flush=True)

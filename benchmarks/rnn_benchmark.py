@@ -19,6 +19,10 @@ Kim (2014)'s numbers on MR are printed beside ours. Extra ``--params`` go to
 
     DLFLOW_DATA_MIRROR=../shared/data python benchmarks/rnn_benchmark.py [--params rnn.model.cell=gru]
 
+``--emulate-avx2`` runs the pipeline with oneDNN and ATen capped at AVX2: how
+a CPU without native bf16 runs it (float32, AVX2 kernels), measured on one
+that has it. The CPU model and whether bf16 was native are printed first.
+
 Writes ``benchmarks/results/rnn_benchmark.json`` (``--output`` to change).
 """
 
@@ -32,7 +36,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from harness import REPO, describe_machine, make_project, print_machine, timed
+from harness import AVX2_ENV, REPO, describe_machine, make_project, print_machine, timed
 
 #: Kim (2014), Table 2, MR column (10-fold cross-validation).
 KIM_2014 = {"CNN-rand": 76.1, "CNN-static": 81.0, "CNN-non-static": 81.5, "NBSVM-bi": 79.4, "MNB": 77.9}
@@ -48,13 +52,13 @@ PHASES = {
 }  # fmt: skip
 
 
-def run_rnn_pipeline(params: str | None, mirror: Path, workdir: Path) -> dict:
+def run_rnn_pipeline(params: str | None, mirror: Path, workdir: Path, extra_env: dict[str, str]) -> dict:
     import mlflow
     from mlflow.tracking import MlflowClient
 
     tracking_uri = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
     project = make_project(workdir, tracking_uri)
-    env = dict(os.environ) | {"MLFLOW_TRACKING_URI": tracking_uri, "DLFLOW_DATA_MIRROR": str(mirror)}
+    env = dict(os.environ) | extra_env | {"MLFLOW_TRACKING_URI": tracking_uri, "DLFLOW_DATA_MIRROR": str(mirror)}
     command = ["kedro", "run", "--pipeline", "rnn"] + (["--params", params] if params else [])
     print(f"running {' '.join(command)} ...", flush=True)
     times = timed(command, project, env, workdir / "rnn.log")
@@ -108,13 +112,15 @@ def main() -> None:
     parser.add_argument("--params", default=None, help="passed to kedro run --params as it is")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "rnn_benchmark.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project and its log")
+    parser.add_argument("--emulate-avx2", action="store_true", help="cap oneDNN and ATen at AVX2 (a float32-only CPU)")
     args = parser.parse_args()
     mirror = Path(os.environ.get("DLFLOW_DATA_MIRROR", REPO.parent / "shared" / "data")).resolve()
-    machine = describe_machine()
+    extra_env = AVX2_ENV if args.emulate_avx2 else {}
+    machine = describe_machine(os.environ | extra_env) | {"emulated_avx2": args.emulate_avx2}
     print_machine(machine)
     workdir = Path(tempfile.mkdtemp(prefix="dlflow-rnn-bench-"))
     try:
-        result = run_rnn_pipeline(args.params, mirror, workdir)
+        result = run_rnn_pipeline(args.params, mirror, workdir, extra_env)
     finally:
         if args.keep:
             print(f"project and log kept in {workdir}")
