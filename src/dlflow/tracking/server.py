@@ -2,7 +2,9 @@
 
 MLflow's own client retries an unreachable server for minutes and then fails
 deep inside kedro-mlflow; ``check_tracking_server`` asks the server's
-``/health`` endpoint once, with a short timeout, before anything runs. On a
+``/health`` endpoint once before anything runs: a server that is down refuses the
+connection at once, and one that accepts but does not answer within
+``PREFLIGHT_TIMEOUT_S`` counts as unreachable. On a
 server with MLflow's access control (``mlflow server --app-name basic-auth``)
 it then logs in as the configured user and asks the server what that user may
 do, so that a wrong password or a missing permission stops ``kedro run`` in
@@ -29,6 +31,10 @@ from dlflow.tracking.credentials import PASSWORD_ENV, USERNAME_ENV, login, redac
 #: What a run needs: EDIT on its experiment (create the run, log to it) and on every registered
 #: model it registers a version of or moves an alias on. MANAGE includes EDIT.
 WRITE_PERMISSIONS = ("EDIT", "MANAGE")
+#: How long one pre-flight request may wait for an answer. Generous, because a server that is up
+#: but busy is not an outage: on basic-auth every request checks a salted password hash, and a
+#: 2-core machine starting two runs at once has taken more than 5 s to answer.
+PREFLIGHT_TIMEOUT_S = 30.0
 _HOW_TO_LOG_IN = (
     f"Set {USERNAME_ENV} and {PASSWORD_ENV}, or name a credentials entry in mlflow.yml's "
     "server.credentials and put it in conf/local/credentials.yml (README: 'Team tracking server')."
@@ -47,7 +53,7 @@ class TrackingPermissionDenied(RuntimeError):
     """The logged-in user lacks a permission the run needs; the message names it."""
 
 
-def check_tracking_server(uri: str, timeout: float = 5.0, experiment: str | None = None) -> None:
+def check_tracking_server(uri: str, timeout: float = PREFLIGHT_TIMEOUT_S, experiment: str | None = None) -> None:
     """Fail fast, before any work, when the tracking server cannot take this run.
 
     Raises ``TrackingServerUnreachable`` naming ``uri`` when an HTTP(S) tracking
@@ -81,7 +87,7 @@ def check_tracking_server(uri: str, timeout: float = 5.0, experiment: str | None
     check_experiment_permission(uri, experiment or LOGIN_PROBE_EXPERIMENT, timeout, write=experiment is not None)
 
 
-def check_registration_permission(uri: str, model_names: Iterable[str], timeout: float = 5.0) -> None:
+def check_registration_permission(uri: str, model_names: Iterable[str], timeout: float = PREFLIGHT_TIMEOUT_S) -> None:
     """Raise ``TrackingPermissionDenied`` when the user may not register versions of (or move
     aliases on) one of ``model_names`` that already exists on an authenticated server.
 
@@ -125,7 +131,7 @@ def registered_model_names(pipeline_inputs: Iterable[str], params: dict[str, Any
 LOGIN_PROBE_EXPERIMENT = "Default"
 
 
-def check_experiment_permission(uri: str, experiment: str, timeout: float = 5.0, write: bool = True) -> None:
+def check_experiment_permission(uri: str, experiment: str, timeout: float = PREFLIGHT_TIMEOUT_S, write: bool = True) -> None:
     """On an authenticated HTTP(S) server: ``TrackingLoginFailed`` when the login is refused;
     with ``write``, ``TrackingPermissionDenied`` when the user may not write to ``experiment``
     (a run needs EDIT on it). An experiment that does not exist yet passes: the run creates it."""
