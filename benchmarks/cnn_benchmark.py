@@ -24,8 +24,8 @@ installed ``dlflow``) with its own empty ``data/``, so ingestion runs every
 time, and its own MLflow store, created before the clock starts (a user's
 store exists after their first run; creating one costs about 1.5 s).
 
-``--emulate-avx2`` runs every variant with oneDNN and ATen capped at AVX2
-(``ONEDNN_MAX_CPU_ISA=AVX2``, ``ATEN_CPU_CAPABILITY=avx2``): how a float32-only
+``--emulate-avx2`` runs every variant with oneDNN, ATen, MKL and Numba capped at
+AVX2 (``harness.AVX2_ENV``): how a float32-only
 CPU (no AVX512-BF16/AMX) runs, measured on a bf16-capable one.
 
 The breakdown of each pipeline run comes from its ``timings.json``
@@ -194,7 +194,9 @@ def report(results: dict[str, dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="plain,default,default_fp32,reference", help="comma-separated variants to run")
-    parser.add_argument("--emulate-avx2", action="store_true", help="cap oneDNN and ATen at AVX2 (a float32-only CPU)")
+    parser.add_argument(
+        "--emulate-avx2", action="store_true", help="cap oneDNN, ATen, MKL and Numba at AVX2 (a float32-only CPU)"
+    )
     parser.add_argument(
         "--repeat", type=int, default=1, help="run every variant this many times, interleaved; report the median run"
     )
@@ -204,7 +206,7 @@ def main() -> None:
     env = os.environ | (AVX2_ENV if args.emulate_avx2 else {})
     machine = describe_machine(env) | {"emulated_avx2": args.emulate_avx2}
     print(f"CPU: {machine['cpu']} ({machine['cpus']} cores); bf16 native: {machine['bf16_native']}"
-          + ("; emulating an AVX2-only CPU (ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2)" if args.emulate_avx2 else ""),
+          + (f"; emulating an AVX2-only CPU ({' '.join(f'{k}={v}' for k, v in AVX2_ENV.items())})" if args.emulate_avx2 else ""),
           flush=True)  # fmt: skip
 
     names = args.only.split(",")

@@ -28,8 +28,15 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-#: Caps oneDNN and ATen at AVX2: how a CPU without native bf16 (float32 only) runs, on one that has it.
-AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+#: Caps oneDNN, ATen, MKL (the float32 matrix products of linear layers) and Numba (Word2Vec's kernel,
+#: compiled for a Haswell) at AVX2: how a CPU without native bf16 (float32 only) runs, on one that has it.
+AVX2_ENV = {
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "NUMBA_CPU_NAME": "haswell",
+    "NUMBA_CPU_FEATURES": "+avx2,+fma",  # without it Numba adds the host's features (AVX-512) to the name
+}
 
 
 def bf16_native(env: dict[str, str]) -> bool:
@@ -97,5 +104,7 @@ def describe_machine(env: dict[str, str] | None = None) -> dict:
 
 
 def print_machine(machine: dict) -> None:
-    emulated = " (oneDNN and ATen capped at AVX2: a float32-only CPU emulated)" if machine.get("emulated_avx2") else ""
+    emulated = (
+        " (oneDNN, ATen, MKL and Numba capped at AVX2: a float32-only CPU emulated)" if machine.get("emulated_avx2") else ""
+    )
     print(f"CPU: {machine['cpu']} ({machine['cpus']} cores); bf16 native: {machine['bf16_native']}{emulated}", flush=True)

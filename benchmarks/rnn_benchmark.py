@@ -19,7 +19,8 @@ Kim (2014)'s numbers on MR are printed beside ours. Extra ``--params`` go to
 
     DLFLOW_DATA_MIRROR=../shared/data python benchmarks/rnn_benchmark.py [--params rnn.model.cell=gru]
 
-``--emulate-avx2`` runs the pipeline with oneDNN and ATen capped at AVX2: how
+``--emulate-avx2`` runs the pipeline with oneDNN, ATen, MKL and Numba capped at
+AVX2 (``harness.AVX2_ENV``): how
 a CPU without native bf16 runs it (float32, AVX2 kernels), measured on one
 that has it. The CPU model and whether bf16 was native are printed first.
 
@@ -112,7 +113,9 @@ def main() -> None:
     parser.add_argument("--params", default=None, help="passed to kedro run --params as it is")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "rnn_benchmark.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project and its log")
-    parser.add_argument("--emulate-avx2", action="store_true", help="cap oneDNN and ATen at AVX2 (a float32-only CPU)")
+    parser.add_argument(
+        "--emulate-avx2", action="store_true", help="cap oneDNN, ATen, MKL and Numba at AVX2 (a float32-only CPU)"
+    )
     args = parser.parse_args()
     mirror = Path(os.environ.get("DLFLOW_DATA_MIRROR", REPO.parent / "shared" / "data")).resolve()
     extra_env = AVX2_ENV if args.emulate_avx2 else {}
