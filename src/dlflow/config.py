@@ -206,7 +206,7 @@ class Word2VecParams(StrictModel):
 class RnnModelParams(StrictModel):
     cell: Literal["lstm", "gru"] = "lstm"
     bidirectional: bool = True
-    hidden_size: int = Field(default=100, ge=1)
+    hidden_size: int = Field(default=72, ge=1)
     num_layers: int = Field(default=1, ge=1)
     dropout: float = Field(default=0.5, ge=0, lt=1)
     pooling: Literal["max", "last"] = "max"

@@ -203,19 +203,19 @@ def test_the_first_trial_repeats_the_configured_recipe_where_the_space_has_it(pa
     rnn = params["rnn"] | {"model": params["rnn"]["model"] | {"cell": "rnn"}}  # not a choice: sampled
     assert configured_values(space, rnn) == {
         "training.lr": 0.001,
-        "model.hidden_size": 100,
+        "model.hidden_size": 72,
         "model.dropout": 0.5,
         "model.conv_filters": 100,
         "adversarial.epsilon": 1.0,
     }
-    off_grid = rnn | {"model": rnn["model"] | {"hidden_size": 120}}  # between the steps of 50
+    off_grid = rnn | {"model": rnn["model"] | {"hidden_size": 121}}  # between the steps of 8
     assert "model.hidden_size" not in configured_values(space, off_grid)
     study = optuna.create_study(direction="maximize")
     enqueue_configured_values(study, space, rnn)
     trial = study.ask()
     assert suggest(trial, space) | {"model.cell": None} == {
         "training.lr": 0.001,
-        "model.hidden_size": 100,
+        "model.hidden_size": 72,
         "model.dropout": 0.5,
         "model.conv_filters": 100,
         "adversarial.epsilon": 1.0,
