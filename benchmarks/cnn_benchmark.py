@@ -54,7 +54,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import AVX2_ENV, REPO, describe_machine, make_project, median_run, timed
+from harness import AVX2_ENV, REPO, add_emulate_avx2_argument, describe_machine, make_project, median_run, print_machine, timed
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -194,9 +194,7 @@ def report(results: dict[str, dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="plain,default,default_fp32,reference", help="comma-separated variants to run")
-    parser.add_argument(
-        "--emulate-avx2", action="store_true", help="cap oneDNN, ATen, MKL and Numba at AVX2 (a float32-only CPU)"
-    )
+    add_emulate_avx2_argument(parser)
     parser.add_argument(
         "--repeat", type=int, default=1, help="run every variant this many times, interleaved; report the median run"
     )
@@ -205,9 +203,7 @@ def main() -> None:
     mirror = Path(os.environ.get("DLFLOW_DATA_MIRROR", REPO.parent / "shared" / "data")).resolve()
     env = os.environ | (AVX2_ENV if args.emulate_avx2 else {})
     machine = describe_machine(env) | {"emulated_avx2": args.emulate_avx2}
-    print(f"CPU: {machine['cpu']} ({machine['cpus']} cores); bf16 native: {machine['bf16_native']}"
-          + (f"; emulating an AVX2-only CPU ({' '.join(f'{k}={v}' for k, v in AVX2_ENV.items())})" if args.emulate_avx2 else ""),
-          flush=True)  # fmt: skip
+    print_machine(machine)
 
     names = args.only.split(",")
     unknown = [name for name in names if name != "plain" and name not in VARIANTS]

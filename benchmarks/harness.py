@@ -6,6 +6,7 @@ folder on ``sys.path``).
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
@@ -37,6 +38,15 @@ AVX2_ENV = {
     "NUMBA_CPU_NAME": "haswell",
     "NUMBA_CPU_FEATURES": "+avx2,+fma",  # without it Numba adds the host's features (AVX-512) to the name
 }
+
+
+def add_emulate_avx2_argument(parser: argparse.ArgumentParser) -> None:
+    """``--emulate-avx2``: run with ``AVX2_ENV`` (a float32-only CPU emulated on a bf16-capable one)."""
+    parser.add_argument(
+        "--emulate-avx2",
+        action="store_true",
+        help="emulate an AVX2-only CPU: " + " ".join(f"{k}={v}" for k, v in AVX2_ENV.items()),
+    )
 
 
 def bf16_native(env: dict[str, str]) -> bool:
@@ -104,7 +114,6 @@ def describe_machine(env: dict[str, str] | None = None) -> dict:
 
 
 def print_machine(machine: dict) -> None:
-    emulated = (
-        " (oneDNN, ATen, MKL and Numba capped at AVX2: a float32-only CPU emulated)" if machine.get("emulated_avx2") else ""
-    )
+    capped = " ".join(f"{name}={value}" for name, value in AVX2_ENV.items())
+    emulated = f"; emulating an AVX2-only CPU ({capped})" if machine.get("emulated_avx2") else ""
     print(f"CPU: {machine['cpu']} ({machine['cpus']} cores); bf16 native: {machine['bf16_native']}{emulated}", flush=True)

@@ -37,7 +37,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from harness import AVX2_ENV, REPO, describe_machine, make_project, print_machine, timed
+from harness import AVX2_ENV, REPO, add_emulate_avx2_argument, describe_machine, make_project, print_machine, timed
 
 #: Kim (2014), Table 2, MR column (10-fold cross-validation).
 KIM_2014 = {"CNN-rand": 76.1, "CNN-static": 81.0, "CNN-non-static": 81.5, "NBSVM-bi": 79.4, "MNB": 77.9}
@@ -113,9 +113,7 @@ def main() -> None:
     parser.add_argument("--params", default=None, help="passed to kedro run --params as it is")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results" / "rnn_benchmark.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary project and its log")
-    parser.add_argument(
-        "--emulate-avx2", action="store_true", help="cap oneDNN, ATen, MKL and Numba at AVX2 (a float32-only CPU)"
-    )
+    add_emulate_avx2_argument(parser)
     args = parser.parse_args()
     mirror = Path(os.environ.get("DLFLOW_DATA_MIRROR", REPO.parent / "shared" / "data")).resolve()
     extra_env = AVX2_ENV if args.emulate_avx2 else {}
