@@ -45,7 +45,7 @@ def worker(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from dlflow.ingest.idx import read_idx
+    from dlflow.sources.idx import read_idx
     from dlflow.models import build_cnn, hflip, random_hflip
     from dlflow.training import (
         TensorDataset,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.ingest.http_server"]  # the `server` fixture: a local HTTP server for download tests
+pytest_plugins = ["tests.sources.http_server"]  # the `server` fixture: a local HTTP server for download tests
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")

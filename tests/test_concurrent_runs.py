@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dlflow.registry.store import alias_history, expected_aliases
+from dlflow.model_registry.store import alias_history, expected_aliases
 from tests.conftest import SMALL_CONCURRENT_CNN, kedro_run_command
 
 pytestmark = pytest.mark.e2e

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from kedro.io import DataCatalog, DatasetError
 
-from dlflow.ingest.download import Checksum, RemoteFile
-from dlflow.ingest.idx import write_idx
-from dlflow.ingest.sources import IMAGE_SOURCES, ImageSource
+from dlflow.sources.download import Checksum, RemoteFile
+from dlflow.sources.idx import write_idx
+from dlflow.sources.image_sets import IMAGE_SOURCES, ImageSource
 from dlflow.io import IdxDataset
 
 SHARED_DATA = Path(__file__).parents[2] / ".." / "shared" / "data"

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from kedro.io import DataCatalog, DatasetError
 
-from dlflow.ingest.download import Checksum
-from dlflow.ingest.errors import DataSourceError, DataValidationError
-from dlflow.ingest.text_sources import CORPUS_SOURCES, POLARITY_FILES
+from dlflow.sources.download import Checksum
+from dlflow.sources.errors import DataSourceError, DataValidationError
+from dlflow.sources.text_sets import CORPUS_SOURCES, POLARITY_FILES
 from dlflow.io import PolarityDataset, TextCorpusDataset
 
 MIRROR = Path(os.environ.get("DLFLOW_DATA_MIRROR") or Path(__file__).parents[2].parent / "shared" / "data")
@@ -48,7 +48,7 @@ def tiny_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         label: dataclasses.replace(remote, urls=("http://127.0.0.1:9/x.tar.gz",), checksums=sha(data))
         for (label, remote), data in zip(POLARITY_FILES.items(), (POS, NEG))
     }
-    monkeypatch.setattr("dlflow.ingest.text_sources.POLARITY_FILES", files)
+    monkeypatch.setattr("dlflow.sources.text_sets.POLARITY_FILES", files)
     monkeypatch.setitem(
         CORPUS_SOURCES,
         "brown",

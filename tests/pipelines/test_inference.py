@@ -17,7 +17,7 @@ from kedro.framework.startup import bootstrap_project
 from kedro.io import DatasetError
 from mlflow.tracking import MlflowClient
 
-from dlflow.ingest.idx import read_idx, write_idx
+from dlflow.sources.idx import read_idx, write_idx
 from dlflow.io import ImagesFileDataset, SentencesFileDataset
 from tests.conftest import commit_project, copy_project, run_pipeline
 from tests.mlflow_queries import pipeline_filter

@@ -14,7 +14,7 @@ from dlflow.pipelines.registration.nodes import (
     register_model,
     summarise_candidate,
 )
-from dlflow.registry.store import alias_history
+from dlflow.model_registry.store import alias_history
 
 PROMOTION = {"default": {"max_class_drop": 0.02}, "families": {"word2vec": {"metric": "analogy_accuracy"}}}
 PER_CLASS = {

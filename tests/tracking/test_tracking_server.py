@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dlflow.registry.store import alias_history, expected_aliases
+from dlflow.model_registry.store import alias_history, expected_aliases
 from dlflow.tracking.team import TeamUser, setup_team
 from tests.conftest import SMALL_CONCURRENT_CNN, copy_project, kedro_run_command
 from tests.tracking.servers import ADMIN, ADMIN_PASSWORD, MlflowServer, fresh_databases, logged_in, shared_postgres_uri

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dlflow.config import TuningParams, validate_parameters
-from dlflow.training.records import EpochRecord, FitResult
+from dlflow.training.history import EpochRecord, FitResult
 from dlflow.tuning.space import kedro_params, overlay, suggest
 from dlflow.tuning.storage import redacted, storage_url
 from dlflow.tuning.study import PruningCallback, trial_value

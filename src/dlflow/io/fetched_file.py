@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlflow.ingest.download import Checksum, RemoteFile, fetch, file_digest
+from dlflow.sources.download import Checksum, RemoteFile, fetch, file_digest
 from dlflow.io.raw_input import RawInputDataset
 
 

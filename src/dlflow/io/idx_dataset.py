@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 from kedro.io import DatasetError
 
-from dlflow.ingest.download import fetch
-from dlflow.ingest.idx import parse_idx, read_idx_bytes
-from dlflow.ingest.sources import get_image_source
+from dlflow.sources.download import fetch
+from dlflow.sources.idx import parse_idx, read_idx_bytes
+from dlflow.sources.image_sets import get_image_source
 from dlflow.io.raw_input import RawInputDataset
 
 
@@ -42,7 +42,7 @@ class IdxDataset(RawInputDataset):
         """
         Args:
             filepath: where the raw file lives, e.g. under ``data/01_raw``.
-            source: key in ``dlflow.ingest.sources.IMAGE_SOURCES``.
+            source: key in ``dlflow.sources.image_sets.IMAGE_SOURCES``.
             file: key in that source's files (``train_images``, ``test_labels``, ...).
             mirror: offline mirror folder laid out like ``shared/data``;
                 defaults to ``$DLFLOW_DATA_MIRROR``.

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
-from dlflow.ingest.idx import read_idx
-from dlflow.ingest.image_table import table_images
+from dlflow.sources.idx import read_idx
+from dlflow.sources.image_table import table_images
 
 
 class _InputFileDataset(AbstractDataset):

@@ -29,9 +29,9 @@ from typing import Any
 
 import pandas as pd
 
-from dlflow.ingest.errors import UndecodableTextError
-from dlflow.ingest.text import CORPUS_FORMATS, CorpusFormat, read_corpus, read_polarity
-from dlflow.ingest.text_sources import (
+from dlflow.sources.errors import UndecodableTextError
+from dlflow.sources.text import CORPUS_FORMATS, CorpusFormat, read_corpus, read_polarity
+from dlflow.sources.text_sets import (
     POLARITY_ENCODING,
     POLARITY_FILES,
     fetch_corpus,
@@ -104,7 +104,7 @@ class TextCorpusDataset(RawInputDataset):
                 as the user supplied it.
             encoding: how the text is decoded (strictly).
             format: ``auto`` (detect per file), ``lines``, ``tagged`` or ``text8``;
-                see :mod:`dlflow.ingest.text`.
+                see :mod:`dlflow.sources.text`.
             mirror: offline mirror folder laid out like ``shared/data``;
                 defaults to ``$DLFLOW_DATA_MIRROR``.
             encoding_parameter: the runtime parameter that sets ``encoding`` (e.g.

@@ -16,7 +16,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from dlflow.training.config import TrainConfig
-    from dlflow.training.records import EpochRecord, FitResult
+    from dlflow.training.history import EpochRecord, FitResult
 
 logger = logging.getLogger("dlflow.training")
 

@@ -39,7 +39,7 @@ from dlflow.training.checkpoint import (
 from dlflow.training.config import TrainConfig
 from dlflow.training.data import TensorDataset
 from dlflow.training.distributed import World, launched_world
-from dlflow.training.records import EpochRecord, FitResult, Progress
+from dlflow.training.history import EpochRecord, FitResult, Progress
 from dlflow.training.runtime import (
     configure_threads,
     rng_state,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from dlflow.config import StudyParams
-    from dlflow.training.records import EpochRecord, FitResult
+    from dlflow.training.history import EpochRecord, FitResult
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from dlflow.config import AugmentationParams, CnnModelParams, ImageDataParams, TrainingParams
-from dlflow.ingest.image_table import table_images
-from dlflow.ingest.splits import stratified_indices
+from dlflow.sources.image_table import table_images
+from dlflow.sources.splits import stratified_indices
 from dlflow.tracking.lineage import table_digest
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ turn them into tables with a documented schema:
 
 ``label``  uint8, the class index
 ``pixels`` binary, the 784 uint8 values of the 28x28 image in row-major order
-(``dlflow.ingest.image_table``)
+(``dlflow.sources.image_table``)
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dlflow.ingest.idx import validate_image_label_pair
-from dlflow.ingest.image_table import image_table
-from dlflow.ingest.sources import get_image_source
+from dlflow.sources.idx import validate_image_label_pair
+from dlflow.sources.image_table import image_table
+from dlflow.sources.image_sets import get_image_source
 
 
 def build_train_table(images: np.ndarray, labels: np.ndarray, image_source: str) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 ``summarise_candidate`` and ``build_promotion_report`` are pure functions of their
 inputs; ``register_model`` is the one node that writes to MLflow's registry (the
-model, its version, the aliases and tags), through :mod:`dlflow.registry`.
+model, its version, the aliases and tags), through :mod:`dlflow.model_registry`.
 """
 
 from __future__ import annotations
@@ -72,10 +72,10 @@ def register_model(
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from dlflow.registry.evidence import comparison
-    from dlflow.registry.model import describe, log_model, model_description, provenance_tags, version_description
-    from dlflow.registry.promotion import GateInput
-    from dlflow.registry.store import TAG_REPORT, register_and_gate
+    from dlflow.model_registry.evidence import comparison
+    from dlflow.model_registry.model import describe, log_model, model_description, provenance_tags, version_description
+    from dlflow.model_registry.promotion import GateInput
+    from dlflow.model_registry.store import TAG_REPORT, register_and_gate
 
     registration = RegistrationParams.model_validate(params)
     if mlflow.active_run() is None:
@@ -120,7 +120,7 @@ def register_model(
 def build_promotion_report(candidate: dict[str, Any], registration: dict[str, Any], comparison: dict[str, Any]) -> str:
     """The champion-vs-challenger page (HTML) of the version ``registration`` describes: the
     ``candidate`` summary against the champion side in ``comparison`` (or alone, saying why)."""
-    from dlflow.registry.report import ModelSide, build_report
+    from dlflow.model_registry.report import ModelSide, build_report
 
     version, compared = registration.get("version"), registration.get("compared_with")
     if version is None:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from dlflow.config import TextParams, parse
-from dlflow.ingest.text import assign_folds
+from dlflow.sources.text import assign_folds
 from dlflow.text import Vocabulary, tokenize
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dlflow.config import Word2VecParams, Word2VecTrainingParams, parse
-from dlflow.ingest.download import file_digest
+from dlflow.sources.download import file_digest
 from dlflow.text import SPECIALS, Vocabulary
 from dlflow.tracking.records import mlflow_metrics
 

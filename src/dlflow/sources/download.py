@@ -42,11 +42,11 @@ from typing import Literal, TypeVar
 from tqdm.auto import tqdm
 
 from dlflow.files import atomic_path
-from dlflow.ingest.errors import DataSourceError
+from dlflow.sources.errors import DataSourceError
 
 T = TypeVar("T")
 
-logger = logging.getLogger("dlflow.ingest")
+logger = logging.getLogger("dlflow.sources")
 
 MIRROR_ENV = "DLFLOW_DATA_MIRROR"
 _CHUNK = 1 << 20

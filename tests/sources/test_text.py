@@ -18,15 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlflow.ingest.download import fetch
-from dlflow.ingest.errors import DataSourceError, DataValidationError
-from dlflow.ingest.text import (
+from dlflow.sources.download import fetch
+from dlflow.sources.errors import DataSourceError, DataValidationError
+from dlflow.sources.text import (
     TEXT8_CHUNK_TOKENS,
     assign_folds,
     read_corpus,
     read_polarity,
 )
-from dlflow.ingest.text_sources import (
+from dlflow.sources.text_sets import (
     CORPUS_SOURCES,
     POLARITY_ARCHIVE_URL,
     POLARITY_FILES,
@@ -377,7 +377,7 @@ def test_forced_lines_on_text8(tmp_path: Path) -> None:
 # --- sources: registry, archive route over HTTP, mirror route ------------------------------------
 
 
-from tests.ingest.http_server import Server  # noqa: E402
+from tests.sources.http_server import Server  # noqa: E402
 
 
 def tar_gz(members: dict[str, bytes]) -> bytes:
@@ -407,7 +407,7 @@ ARCHIVE = {
 
 def polarity_remotes(url: str) -> dict[str, object]:
     """The registered MR files, pointed at ``url`` and at the test's own member checksums."""
-    from dlflow.ingest.download import Checksum
+    from dlflow.sources.download import Checksum
 
     return {
         label: dataclasses.replace(
@@ -480,7 +480,7 @@ def test_mirror_route_is_preferred_for_archive_members(server: Server, tmp_path:
 
 
 def test_offline_without_mirror_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("dlflow.ingest.text_sources.POLARITY_FILES", polarity_remotes("http://127.0.0.1:9/x.tar.gz"))
+    monkeypatch.setattr("dlflow.sources.text_sets.POLARITY_FILES", polarity_remotes("http://127.0.0.1:9/x.tar.gz"))
     with pytest.raises(DataSourceError, match="DLFLOW_DATA_MIRROR"):
         fetch_polarity(tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []

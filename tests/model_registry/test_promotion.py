@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlflow.config import PromotionParams, PromotionRules
-from dlflow.registry.promotion import (
+from dlflow.model_registry.promotion import (
     CHALLENGER,
     CHAMPION,
     GateInput,

@@ -1,7 +1,7 @@
 """What the champion-vs-challenger report compares that only MLflow holds: the champion's evaluation
 and curves, read back from its run, and this run's curves (logged live, one step per epoch).
 
-Each side is a dict of :class:`dlflow.registry.report.ModelSide`'s fields, so the report node stays pure.
+Each side is a dict of :class:`dlflow.model_registry.report.ModelSide`'s fields, so the report node stays pure.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from dlflow.registry.promotion import Decision
-from dlflow.registry.report import CURVES
+from dlflow.model_registry.promotion import Decision
+from dlflow.model_registry.report import CURVES
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient

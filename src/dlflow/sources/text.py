@@ -44,10 +44,10 @@ from typing import IO, Literal
 import numpy as np
 import pandas as pd
 
-from dlflow.ingest.errors import DataSourceError, DataValidationError, UndecodableTextError
-from dlflow.ingest.text_sources import POLARITY_ENCODING
+from dlflow.sources.errors import DataSourceError, DataValidationError, UndecodableTextError
+from dlflow.sources.text_sets import POLARITY_ENCODING
 
-logger = logging.getLogger("dlflow.ingest")
+logger = logging.getLogger("dlflow.sources")
 
 CorpusFormat = Literal["auto", "lines", "tagged", "text8"]
 CORPUS_FORMATS: tuple[str, ...] = ("auto", "lines", "tagged", "text8")
@@ -88,7 +88,7 @@ def read_polarity(pos_path: Path | str, neg_path: Path | str, encoding: str = PO
         if not path.is_file():
             raise DataSourceError(
                 f"{path} (MR sentence polarity, {'positive' if label else 'negative'} sentences) does not exist. "
-                "Fetch it with dlflow.ingest.text_sources.fetch_polarity, or load the PolarityDataset."
+                "Fetch it with dlflow.sources.text_sets.fetch_polarity, or load the PolarityDataset."
             )
         sentences = list(_units(_file_source(path), encoding, "lines"))
         if not sentences:

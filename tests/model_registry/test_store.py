@@ -14,9 +14,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dlflow.config import PromotionRules
-from dlflow.registry.lock import LOCK_SUFFIX, registration_lock
-from dlflow.registry.promotion import CHALLENGER, CHAMPION, GateInput
-from dlflow.registry.store import (
+from dlflow.model_registry.lock import LOCK_SUFFIX, registration_lock
+from dlflow.model_registry.promotion import CHALLENGER, CHAMPION, GateInput
+from dlflow.model_registry.store import (
     alias_history,
     expected_aliases,
     gate_input,

@@ -14,7 +14,7 @@ own clock deletes the lock and competes again; a registration holds it for about
 a second. What is left: a holder stalled for longer than the lease, or two
 waiters breaking the same dead lock within one read and one delete of each
 other, can let two registrations overlap; even then the next registration puts
-the aliases where the recorded decisions say (:mod:`dlflow.registry.store`).
+the aliases where the recorded decisions say (:mod:`dlflow.model_registry.store`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ at least ``min_improvement``, and no class's ``class_metric`` (recall, precision
 or F1) drops by more than ``max_class_drop``. Otherwise the new version becomes
 ``challenger``. Each refusal names the rule that decided it.
 
-No MLflow here: :mod:`dlflow.registry.store` reads the champion from the
+No MLflow here: :mod:`dlflow.model_registry.store` reads the champion from the
 registry and applies the decision, one registration at a time.
 """
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlflow.ingest.errors import DataValidationError
-from dlflow.ingest.idx import read_idx, validate_image_label_pair, write_idx
+from dlflow.sources.errors import DataValidationError
+from dlflow.sources.idx import read_idx, validate_image_label_pair, write_idx
 
 SHARED_DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
 

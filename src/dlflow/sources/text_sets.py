@@ -11,14 +11,14 @@
   of MR, and 5,000 IMDb plot sentences; read as unlabelled in-domain text), as
   the zips NLTK publishes (mirror: ``corpora/<name>.zip``).
 
-Every file goes through the one downloader, :func:`dlflow.ingest.download.fetch`.
+Every file goes through the one downloader, :func:`dlflow.sources.download.fetch`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from dlflow.ingest.download import Checksum, RemoteFile, fetch, registered
+from dlflow.sources.download import Checksum, RemoteFile, fetch, registered
 
 POLARITY_ARCHIVE_URL = "https://www.cs.cornell.edu/people/pabo/movie-review-data/rt-polaritydata.tar.gz"
 POLARITY_ENCODING = "latin-1"

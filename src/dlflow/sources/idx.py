@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlflow.ingest.errors import DataValidationError
+from dlflow.sources.errors import DataValidationError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _DTYPES: dict[int, np.dtype] = {

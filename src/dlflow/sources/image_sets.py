@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dlflow.ingest.download import Checksum, RemoteFile, registered
+from dlflow.sources.download import Checksum, RemoteFile, registered
 
 _FILENAMES = {
     "train_images": "train-images-idx3-ubyte.gz",

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from dlflow.ingest.download import Checksum, RemoteFile, fetch, file_digest, verify
-from dlflow.ingest.errors import DataSourceError
-from dlflow.ingest.idx import read_idx
-from dlflow.ingest.sources import FILE_KEYS, IMAGE_SOURCES, get_image_source
+from dlflow.sources.download import Checksum, RemoteFile, fetch, file_digest, verify
+from dlflow.sources.errors import DataSourceError
+from dlflow.sources.idx import read_idx
+from dlflow.sources.image_sets import FILE_KEYS, IMAGE_SOURCES, get_image_source
 
 SHARED_DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
 PAYLOAD = bytes(range(256)) * 40
@@ -26,7 +26,7 @@ def no_env_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DLFLOW_DATA_MIRROR", raising=False)
 
 
-from tests.ingest.http_server import Server  # noqa: E402
+from tests.sources.http_server import Server  # noqa: E402
 
 
 def closed_port_url() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from dlflow.registry.report import ModelSide, build_report
+from dlflow.model_registry.report import ModelSide, build_report
 
 CLASSES = ["T-shirt/top", "Trouser", "Bag"]
 RULES = {

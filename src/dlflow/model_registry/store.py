@@ -1,8 +1,8 @@
 """The registry side of the gate: a new version, judged and aliased under the registration lock.
 
-Under :func:`~dlflow.registry.lock.registration_lock`, :func:`register_and_gate`
+Under :func:`~dlflow.model_registry.lock.registration_lock`, :func:`register_and_gate`
 reads the recorded decisions, judges the candidate against the last promoted
-version (:func:`~dlflow.registry.promotion.decide_promotion`), creates the version
+version (:func:`~dlflow.model_registry.promotion.decide_promotion`), creates the version
 with everything it was judged on *and* the decision as tags, in one write, and
 moves ``champion``/``challenger`` to where the recorded decisions put them.
 Registrations are serial, so each version is judged against the champion its
@@ -25,8 +25,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from dlflow.config import PromotionRules
-from dlflow.registry.lock import actor, registration_lock
-from dlflow.registry.promotion import (
+from dlflow.model_registry.lock import actor, registration_lock
+from dlflow.model_registry.promotion import (
     PROMOTED,
     Decision,
     GateInput,
