@@ -45,8 +45,8 @@ def worker(args: argparse.Namespace) -> None:
     import numpy as np
     import torch
 
-    from dlflow.sources.idx import read_idx
     from dlflow.models import build_cnn, hflip, random_hflip
+    from dlflow.sources.idx import read_idx
     from dlflow.training import (
         TensorDataset,
         TrainConfig,

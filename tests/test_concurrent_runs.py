@@ -8,8 +8,9 @@ import subprocess
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dlflow.model_registry.store import alias_history, expected_aliases
+from dlflow.model_registry.store import alias_history
 from tests.conftest import SMALL_CONCURRENT_CNN, kedro_run_command
+from tests.mlflow_queries import expected_aliases
 
 pytestmark = pytest.mark.e2e
 RUNS = 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -56,3 +57,37 @@ def test_a_convolution_over_the_rnn_states_is_checked_before_any_work(model, mes
     with pytest.raises(ValueError, match=message) as raised:
         validate_parameters({"rnn": params})
     assert "rnn.model" in str(raised.value)
+
+
+def test_one_word2vec_config_checks_the_yaml_and_the_code_alike():
+    from dlflow.config import Word2VecTrainingParams
+    from dlflow.training.word2vec import Word2VecConfig
+
+    assert Word2VecConfig is Word2VecTrainingParams
+    shipped = yaml.safe_load((REPO_ROOT / "conf" / "base" / "parameters_word2vec.yml").read_text())["word2vec"]
+    parse("word2vec", shipped)
+    assert Word2VecConfig(**shipped["training"]).mode == "skipgram"
+    for field, value in [("sample", 1.0), ("batch_words", 0), ("min_alpha", 1.0)]:
+        with pytest.raises(ValueError, match=rf"word2vec\.training\.{field}:"):
+            parse("word2vec", shipped | {"training": shipped["training"] | {field: value}})
+        with pytest.raises(ValueError, match=rf"\n{field}\n"):
+            Word2VecConfig(**shipped["training"] | {field: value})
+    with pytest.raises(ValueError, match=r"word2vec\.training\.engine: .*CPU only"):
+        parse("word2vec", shipped | {"training": shipped["training"] | {"engine": "kernel", "device": "cuda"}})
+
+
+def test_the_parameters_import_nothing_of_dlflow():
+    """``dlflow.config`` is the bottom layer: not even a function or a type-checking block imports the package."""
+    import ast
+
+    import dlflow.config
+
+    tree = ast.parse(Path(dlflow.config.__file__).read_text())
+    imported = []
+    for node in ast.walk(tree):  # every import, in functions and TYPE_CHECKING blocks too
+        if isinstance(node, ast.Import):
+            imported += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            imported.append("." * node.level + (node.module or ""))
+    assert "pydantic" in imported
+    assert [name for name in imported if name.split(".")[0] in ("dlflow", "")] == []  # "": a relative import

@@ -7,14 +7,17 @@ Unknown keys and bad values are errors that name the offending key, e.g.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     PositiveInt,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -148,10 +151,20 @@ class PromotionParams(StrictModel):
         return override.apply(self.default) if override is not None else self.default
 
 
+def _no_checkpoint_dir(training: TrainingParams) -> TrainingParams:
+    """A pipeline's checkpoints live in the catalog (``<family>_checkpoints``), not in its parameters."""
+    if training.checkpoint_dir is not None:
+        raise ValueError(
+            "checkpoint_dir is set in the catalog, not in the parameters: "
+            "change `<family>_checkpoints` in conf/<env>/catalog.yml instead"
+        )
+    return training
+
+
 class CnnParams(StrictModel):
     data: ImageDataParams
     model: CnnModelParams
-    training: TrainingParams
+    training: Annotated[TrainingParams, AfterValidator(_no_checkpoint_dir)]
     augmentation: AugmentationParams = AugmentationParams()
     registration: RegistrationParams
     misclassified_examples: int = Field(default=25, ge=0, le=100)
@@ -178,21 +191,52 @@ class TextParams(StrictModel):
 
 
 class Word2VecTrainingParams(StrictModel):
-    """Arguments of ``dlflow.training.word2vec.Word2VecConfig``."""
+    """Settings of a Word2Vec run, checked up front; defaults are gensim's (``Word2Vec(sg=0 or 1)``).
 
-    mode: Literal["cbow", "skipgram"] = "cbow"
-    dim: int = Field(default=100, ge=2)
+    ``dlflow.training.word2vec.Word2VecConfig`` is this class, so ``word2vec.training`` in
+    ``parameters_word2vec.yml`` and a config written in code are checked alike; a bad value
+    is a ``ValueError`` (pydantic's ``ValidationError``) naming the field. The model is
+    frozen; ``config.model_copy(update=...)`` makes an unchecked variant.
+
+    ``window`` is the largest distance between a word and its context (the window used
+    for each centre word is drawn uniformly from 1..window). The learning rate decays
+    linearly from ``alpha`` to ``min_alpha`` over all words of all epochs. ``batch_words``:
+    corpus words per job; ``None``: 10,000 for the kernel, 2,000 for the torch engine
+    (whose job applies its updates together). ``seed`` seeds initialisation, sub-sampling,
+    windows and noise words. ``device``: ``auto`` is CUDA when present.
+    """
+
+    mode: Literal["cbow", "skipgram"] = "cbow"  # cbow: the mean of the context predicts the word
+    # vector size; 1 is enough for everything downstream (the PCA map pads a single component)
+    dim: int = Field(default=100, ge=1)
     window: int = Field(default=5, ge=1)
-    negative: int = Field(default=5, ge=1)
-    sample: float = Field(default=1e-3, ge=0)
+    negative: int = Field(default=5, ge=1)  # noise words per positive example
+    sample: float = Field(default=1e-3, ge=0, lt=1)  # sub-sampling threshold of frequent words (gensim's formula; 0: off)
     epochs: int = Field(default=5, ge=1)
     alpha: float = Field(default=0.025, gt=0)
-    min_alpha: float = Field(default=1e-4, ge=0)
-    threads: int | None = Field(default=None, ge=1)
+    min_alpha: float = Field(default=1e-4, ge=0)  # at most alpha
+    batch_words: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=None, ge=1)  # worker threads; None: every CPU core
     deterministic: bool = False  # true: one thread, bit-identical vectors (about half the speed)
     seed: int = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    engine: Literal["auto", "kernel", "torch"] = "auto"  # auto: the compiled kernel on CPU, tensor ops on CUDA
+    # auto: the compiled kernel (word2vec.c's loop, numba) on CPU, tensor operations (torch) on CUDA
+    engine: Literal["auto", "kernel", "torch"] = "auto"
+
+    @field_validator("min_alpha")
+    @classmethod
+    def _decays_to_min_alpha(cls, min_alpha: float, info: ValidationInfo) -> float:
+        alpha = info.data.get("alpha")  # absent when alpha itself was refused
+        if alpha is not None and min_alpha > alpha:
+            raise ValueError(f"must not exceed alpha ({alpha}): the learning rate decays from alpha to min_alpha")
+        return min_alpha
+
+    @field_validator("engine")
+    @classmethod
+    def _kernel_on_cpu(cls, engine: str, info: ValidationInfo) -> str:
+        if engine == "kernel" and info.data.get("device") == "cuda":
+            raise ValueError("'kernel' runs on the CPU only; use device 'cpu' or engine 'torch'")
+        return engine
 
 
 class Word2VecParams(StrictModel):
@@ -244,12 +288,18 @@ class RnnAdversarialParams(StrictModel):
     epsilon: float = Field(default=0.0, ge=0)
 
 
-class RnnParams(StrictModel):
-    max_length: int = Field(default=64, ge=1)
+class RnnRecipe(StrictModel):
+    """What training and cross-validating the RNN reads (``dlflow.training.rnn``): a node that
+    trains gets these four blocks only, so changing ``max_length`` or the baseline does not rerun it."""
+
     model: RnnModelParams = RnnModelParams()
     adversarial: RnnAdversarialParams = RnnAdversarialParams()
     evaluation: RnnEvaluationParams = RnnEvaluationParams()
-    training: TrainingParams
+    training: Annotated[TrainingParams, AfterValidator(_no_checkpoint_dir)]
+
+
+class RnnParams(RnnRecipe):
+    max_length: int = Field(default=64, ge=1)
     baseline: NaiveBayesParams = NaiveBayesParams()
     registration: RegistrationParams
 
@@ -274,7 +324,6 @@ class CacheParams(StrictModel):
 
     enabled: bool = True
     tags: list[str] = Field(default_factory=lambda: ["ingestion", "preprocessing", "embeddings"])  # nodes that may be skipped
-    directory: str = "data/09_node_cache"  # one record per completed node
 
 
 # --------------------------------------------------------------------------- hyperparameter tuning
@@ -418,57 +467,6 @@ class TuningParams(StrictModel):
     rnn: StudyParams | None = None
 
 
-#: The parameter blocks of a family that a trial may change: the rest is computed before the trials.
-TUNABLE_BLOCKS = {"cnn": ("model", "training", "augmentation"), "rnn": ("model", "training", "adversarial")}
-
-
-def check_search_space(family: str, space: dict[str, SearchDimension], family_params: dict[str, Any]) -> None:
-    """Refuse, naming the key, a dimension the family does not have or whose values its validation refuses.
-
-    Keys are dotted names under the family's block; ``model.options.<name>`` (CNN) must
-    be an argument of the configured architecture's constructor.
-    """
-    from dlflow.tuning.space import overlay  # a pure helper; no torch
-
-    base = parse(family, family_params).model_dump()
-    for key, dimension in space.items():
-        where = f"tuning.{family}.space.{key}"
-        block = key.split(".", 1)[0]
-        if block not in TUNABLE_BLOCKS[family]:
-            raise ValueError(
-                f"{where}: {family}.{block} is not tunable (it is computed before the trials); "
-                f"tunable blocks: {', '.join(TUNABLE_BLOCKS[family])}"
-            )
-        if not _has_key(base, key, family):
-            raise ValueError(f"{where}: unknown parameter {family}.{key}")
-        for value in dimension.values_to_check():
-            try:
-                parse(family, overlay(base, {key: value}))
-            except ValueError as error:
-                raise ValueError(f"{where}: {value!r} is refused by the {family} parameters: {error}") from None
-
-
-def _has_key(params: dict[str, Any], key: str, family: str) -> bool:
-    *parents, leaf = key.split(".")
-    node: Any = params
-    for name in parents:
-        if not isinstance(node, dict) or name not in node:
-            return False
-        node = node[name]
-    if not isinstance(node, dict):
-        return False
-    if leaf in node:
-        return True
-    if family == "cnn" and parents == ["model", "options"]:
-        import inspect
-
-        from dlflow.models.cnn import ARCHITECTURES
-
-        architecture = ARCHITECTURES.get(params["model"]["architecture"])
-        return architecture is not None and leaf in inspect.signature(architecture).parameters
-    return False
-
-
 PARAMETER_MODELS: dict[str, type[StrictModel]] = {
     "cnn": CnnParams,
     "text": TextParams,
@@ -491,32 +489,12 @@ def parse(name: str, params: dict[str, Any]) -> StrictModel:
         raise ValueError(f"Invalid parameters in conf/*/parameters_{name}.yml: {problems}") from None
 
 
-def validate_parameters(params: dict[str, Any], search_spaces: bool = True) -> None:
-    """Check every known parameter block present in ``params``; with ``search_spaces``, also each
-    tuning search space against its family's parameters (:func:`validate_search_spaces`)."""
+def validate_parameters(params: dict[str, Any]) -> None:
+    """Check every known parameter block present in ``params``, each by itself.
+
+    A tuning search space against its family's parameters is checked by
+    ``dlflow.tuning.checks.validate_search_spaces``.
+    """
     for name in PARAMETER_MODELS:
         if name in params:
             parse(name, params[name])
-    if search_spaces:
-        validate_search_spaces(params)
-
-
-def validate_search_spaces(params: dict[str, Any]) -> None:
-    """Each family's search space in ``params['tuning']`` against the family's own parameters.
-
-    A CNN space over ``model.options`` reads the architecture's constructor, which imports
-    torch: the project's hook runs this only before a tuning pipeline, not on every ``kedro`` command.
-    """
-    if params.get("tuning"):
-        _check_tuning(parse("tuning", params["tuning"]), params)
-
-
-def _check_tuning(tuning: TuningParams, params: dict[str, Any]) -> None:
-    """Each family's search space against the family's own parameters (``check_search_space``)."""
-    for family in TUNABLE_BLOCKS:
-        study = getattr(tuning, family)
-        if study is not None and family in params:
-            try:
-                check_search_space(family, study.space, params[family])
-            except ValueError as error:
-                raise ValueError(f"Invalid parameters in conf/*/parameters_tuning.yml: {error}") from None

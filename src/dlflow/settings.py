@@ -1,30 +1,27 @@
-"""Kedro project settings for dlflow.
-
-The embedded MLflow default is an SQLite store at an *absolute* path under
-``<project>/mlruns`` (MLflow 3.17 refuses the plain ``./mlruns`` file store and
-a relative ``sqlite:///`` URI lands wherever the process started).
-``MLFLOW_TRACKING_URI`` overrides it, e.g. for a team server.
-"""
+"""Kedro project settings for dlflow: the hooks, and the config loader with the tracking store's resolvers
+(``dlflow.tracking.store``: an SQLite store under ``<project>/mlruns`` unless ``MLFLOW_TRACKING_URI`` is set)."""
 
 from __future__ import annotations
 
 import os
 import sys
 import warnings
-from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
 from dlflow.tracking.hooks import (
     LineageHook,
-    ParameterValidationHook,
+    RunContextHook,
     RunDescriptionHook,
     RunIdentityHook,
     SecondaryRankOutputsHook,
     TimingHook,
     TrackingStoreHook,
 )
+from dlflow.tracking.naming import CONFIG_KEY
 from dlflow.tracking.outage import TrackingOutageHook
+from dlflow.tracking.store import artifact_location, tracking_uri
+from dlflow.validation import ParameterValidationHook
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
@@ -36,34 +33,13 @@ if not sys.stderr.isatty():
 warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning)
 
 
-def _project_root() -> Path:
-    """The Kedro project being run: the working directory when it holds a ``pyproject.toml``
-    (``kedro run`` starts there), else the source tree's root."""
-    if (Path.cwd() / "pyproject.toml").is_file():
-        return Path.cwd()
-    return Path(__file__).resolve().parents[2]
-
-
-def tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store."""
-    default = f"sqlite:///{_project_root() / 'mlruns' / 'mlflow.db'}"
-    return os.environ.get("MLFLOW_TRACKING_URI") or default
-
-
-def artifact_location() -> str | None:
-    """``artifacts/`` beside an SQLite store's file; a server manages its own."""
-    uri = tracking_uri()
-    if not uri.startswith("sqlite:///"):
-        return None
-    return str(Path(uri.removeprefix("sqlite:///")).parent / "artifacts")
-
-
 HOOKS = (
     ParameterValidationHook(),
     TrackingStoreHook(),
     SecondaryRankOutputsHook(),
     RunIdentityHook(),
     RunDescriptionHook(),
+    RunContextHook(),
     LineageHook(),
     TimingHook(),
     TrackingOutageHook(),
@@ -83,6 +59,6 @@ CONFIG_LOADER_ARGS = {
     },
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
-        "experiments": ["experiments*", "experiments*/**"],  # dlflow.tracking.naming: each family's experiment
+        CONFIG_KEY: ["experiments*", "experiments*/**"],  # dlflow.tracking.naming: each family's experiment
     },
 }

@@ -16,6 +16,7 @@ from kedro_datasets.json import JSONDataset
 
 from dlflow.caching.fingerprints import code_digest
 from dlflow.caching.runner import REUSED_TAG, SkipUnchangedRunner
+from dlflow.io.folder import FolderDataset
 from tests.conftest import run_pipeline
 
 PROBE = "dlflow._runner_probe"
@@ -66,7 +67,8 @@ def _pipeline(probe) -> Pipeline:
 def _catalog(folder: Path, offset: int = 0, cache: dict | None = None) -> DataCatalog:
     catalog = DataCatalog({name: JSONDataset(filepath=str(folder / f"{name}.json")) for name in ("raw", "scaled", "summary")})
     catalog["params:step"] = {"offset": offset}
-    catalog["params:cache"] = {"directory": str(folder / "cache")} | (cache or {})
+    catalog["params:cache"] = cache or {}
+    catalog["node_cache"] = FolderDataset(str(folder / "cache"))  # the records' folder, as conf/base/catalog.yml names it
     return catalog
 
 
@@ -189,3 +191,24 @@ def test_nodes_rerun_only_for_the_parameters_they_read(kedro_project):
     preprocessing = {"split_train_validation", "select_test_images", "compute_normalisation"}
     assert reused(new_lr) == ingestion | preprocessing
     assert reused(new_seed) == ingestion  # the split, the test selection (both read cnn.data) and the statistics rerun
+
+
+@pytest.mark.e2e
+def test_an_rnn_training_parameter_reuses_the_text_preprocessing_and_the_vectors(kedro_project):
+    """The text and Word2Vec nodes read only their own parameters: a new RNN recipe reuses all of them;
+    a new vocabulary threshold reruns the vocabulary and the vectors, not the folds or the corpus."""
+    text_nodes = ["preprocessing", "embeddings"]  # the rnn pipeline's text preprocessing and Word2Vec
+    run_pipeline("rnn", tags=text_nodes)
+    run_pipeline("rnn", tags=text_nodes, **{"rnn.training.lr": 0.01, "rnn.model.hidden_size": 16})
+    run_pipeline("rnn", tags=text_nodes, **{"text.vocabulary.min_count": 4})
+    client = mlflow.MlflowClient()
+    first, new_recipe, new_vocabulary = sorted(
+        client.search_runs([client.get_experiment_by_name("dlflow/rnn").experiment_id]), key=lambda r: r.info.start_time
+    )
+
+    def reused(run) -> set[str]:
+        return {key.removeprefix(REUSED_TAG) for key in run.data.tags if key.startswith(REUSED_TAG)}
+
+    assert reused(first) == set()
+    assert reused(new_recipe) == {"prepare_polarity", "build_text_corpus", "build_vocabulary", "train_word2vec"}
+    assert reused(new_vocabulary) == {"prepare_polarity", "build_text_corpus"}

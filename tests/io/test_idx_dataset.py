@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from kedro.io import DataCatalog, DatasetError
 
+from dlflow.io import IdxDataset
 from dlflow.sources.download import Checksum, RemoteFile
 from dlflow.sources.idx import write_idx
 from dlflow.sources.image_sets import IMAGE_SOURCES, ImageSource
-from dlflow.io import IdxDataset
 
 SHARED_DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
 LABELS = np.array([3, 1, 4, 1, 5, 9, 2, 6], dtype=np.uint8)

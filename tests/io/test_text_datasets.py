@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from kedro.io import DataCatalog, DatasetError
 
+from dlflow.io import PolarityDataset, TextCorpusDataset
 from dlflow.sources.download import Checksum
 from dlflow.sources.errors import DataSourceError, DataValidationError
 from dlflow.sources.text_sets import CORPUS_SOURCES, POLARITY_FILES
-from dlflow.io import PolarityDataset, TextCorpusDataset
 
 MIRROR = Path(os.environ.get("DLFLOW_DATA_MIRROR") or Path(__file__).parents[2].parent / "shared" / "data")
 POS = b"caf\xe9 society is great\n"

@@ -18,10 +18,10 @@ from dlflow.model_registry.lock import LOCK_SUFFIX, registration_lock
 from dlflow.model_registry.promotion import CHALLENGER, CHAMPION, GateInput
 from dlflow.model_registry.store import (
     alias_history,
-    expected_aliases,
     gate_input,
     register_and_gate,
 )
+from tests.mlflow_queries import expected_aliases
 
 NAME = "gate-test"
 RULES = PromotionRules(metric="test_accuracy", max_class_drop=0.02)

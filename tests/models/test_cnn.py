@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from dlflow.sources.idx import read_idx
 from dlflow.models import ClassicCNN, FastCNN, build_cnn, hflip, random_hflip
 from dlflow.models.precision import _onednn_isa_allows_bf16
+from dlflow.sources.idx import read_idx
 from dlflow.training import TensorDataset, TrainConfig, fit, predict
 
 

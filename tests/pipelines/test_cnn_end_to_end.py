@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dlflow.sources.image_table import table_images
 from dlflow.model_registry.store import alias_history
+from dlflow.sources.image_table import table_images
 from tests.conftest import REPO_ROOT, commit_project, run_pipeline
 
 pytestmark = pytest.mark.e2e

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from dlflow.model_registry.store import alias_history
 from dlflow.pipelines.registration import create_pipeline
 from dlflow.pipelines.registration.nodes import (
     build_promotion_report,
     register_model,
     summarise_candidate,
 )
-from dlflow.model_registry.store import alias_history
 
 PROMOTION = {"default": {"max_class_drop": 0.02}, "families": {"word2vec": {"metric": "analogy_accuracy"}}}
 PER_CLASS = {

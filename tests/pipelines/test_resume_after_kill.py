@@ -73,9 +73,9 @@ def test_killed_run_resumes_in_the_same_mlflow_run(kedro_project: Path) -> None:
     assert resumed.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(resumed.info.run_id, "train_loss")] == [1, 2, 3]
 
-    # the same seed, uninterrupted, in its own checkpoint folder: the same result
+    # the same seed, uninterrupted (a new run, so a checkpoint folder of its own): the same result
     subprocess.run(
-        kedro_run(EPOCHS, "cnn.training.checkpoint_dir=data/06_models/checkpoints/reference"),
+        kedro_run(EPOCHS),  # a new MLflow run: a checkpoint folder of its own
         cwd=kedro_project,
         env=env,
         check=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -14,6 +16,7 @@ from dlflow.pipelines.rnn.nodes import (
 )
 from dlflow.pipelines.text.nodes import build_text_corpus, build_vocabulary
 from dlflow.text import Vocabulary
+from dlflow.tracking.context import RunContext
 from dlflow.training import predict
 
 POSITIVE = ["a great and moving film", "wonderful acting , great story", "moving and wonderful"]
@@ -37,9 +40,21 @@ RNN = {
 }
 
 
+NO_RUN = RunContext(run_id=None, tracking_uri="", project_path=Path("."))
+
+
+def cross_validate(encoded, embeddings, params, run_context=NO_RUN, checkpoints=None):
+    """``cross_validate_rnn`` with the parameter blocks the pipeline gives it."""
+    blocks = [params.get(name, {}) for name in ("model", "adversarial", "evaluation", "training")]
+    return cross_validate_rnn(encoded, embeddings, *blocks, checkpoints, run_context)
+
+
+def mr_vocabulary(mr: pd.DataFrame) -> dict:
+    return build_vocabulary(build_text_corpus(mr, None, None, None, None, ["mr"], {}, None), {"min_count": 1})
+
+
 def encoded_inputs(mr: pd.DataFrame) -> tuple[dict, np.ndarray]:
-    text = {"corpora": ["mr"], "vocabulary": {"min_count": 1}}
-    vocabulary = build_vocabulary(build_text_corpus(mr, None, None, None, None, text), text)
+    vocabulary = mr_vocabulary(mr)
     words = list(Vocabulary.from_dict(vocabulary).words[2:])  # without <pad>, <unk>
     vectors = {"words": words, "vectors": np.random.default_rng(0).normal(size=(len(words), 6)).astype(np.float32)}
     embeddings = build_embedding_matrix(vectors, vocabulary, seed=42)
@@ -51,7 +66,7 @@ def test_cross_validation_predicts_every_sentence_out_of_fold():
     mr = mr_table()
     encoded, embeddings = encoded_inputs(mr)
 
-    model, history, predictions, metrics, report = cross_validate_rnn(encoded, embeddings, RNN)
+    model, history, predictions, metrics, report = cross_validate(encoded, embeddings, RNN)
     assert sorted(predictions["row"]) == list(range(len(mr)))  # each sentence once, by a model that never saw it
     assert set(report["fold_accuracy"]) == {"0", "1", "2"}
     assert report["accuracy_mean"] > 0.9  # the words decide the label
@@ -63,7 +78,7 @@ def test_cross_validation_predicts_every_sentence_out_of_fold():
     again = predict(model, (torch.from_numpy(encoded["ids"][fold0["row"]]), torch.from_numpy(encoded["lengths"][fold0["row"]])))
     np.testing.assert_allclose(np.stack(fold0["probabilities"]), again.numpy(), rtol=1e-5, atol=1e-6)
 
-    nb_metrics, nb_report = cross_validate_naive_bayes(mr, RNN)
+    nb_metrics, nb_report = cross_validate_naive_bayes(mr, RNN["baseline"], RNN["evaluation"])
     assert set(nb_report["fold_accuracy"]) == {"0", "1", "2"} and nb_report["accuracy_mean"] == 1.0
 
 
@@ -74,12 +89,16 @@ def test_folds_in_worker_processes_give_the_same_results_and_log_their_epochs_li
 
     encoded, embeddings = encoded_inputs(mr_table(repeats=8))
     params = RNN | {"training": RNN["training"] | {"epochs": 2, "num_threads": 1}}
-    alone = cross_validate_rnn(encoded, embeddings, params | {"evaluation": RNN["evaluation"] | {"workers": 1}})
+    alone = cross_validate(encoded, embeddings, params | {"evaluation": RNN["evaluation"] | {"workers": 1}})
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
     try:
         with mlflow.start_run() as run:
-            side_by_side = cross_validate_rnn(encoded, embeddings, params | {"evaluation": RNN["evaluation"] | {"workers": 2}})
+            context = RunContext(run_id=run.info.run_id, tracking_uri=uri, project_path=tmp_path)
+            side_by_side = cross_validate(
+                encoded, embeddings, params | {"evaluation": RNN["evaluation"] | {"workers": 2}}, context
+            )
         client = mlflow.MlflowClient()
         for name in ("train_loss", "fold1_train_loss", "fold2_sentences_per_second"):
             assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [1, 2], name

@@ -11,7 +11,12 @@ from dlflow.io import TextCorpusDataset
 from dlflow.pipelines.text.nodes import build_text_corpus, build_vocabulary
 from dlflow.text import Vocabulary
 
-TEXT = {"folds": 2, "fold_seed": 1, "vocabulary": {"min_count": 1}}
+VOCABULARY = {"min_count": 1}
+
+
+def corpus_of(mr, subjectivity, movie_reviews, brown, user, corpora, corpus_repeats=None):
+    """``build_text_corpus`` with what ``params:text.corpora`` / ``corpus_repeats`` / ``max_corpus_sentences`` give it."""
+    return build_text_corpus(mr, subjectivity, movie_reviews, brown, user, corpora, corpus_repeats or {}, None)
 
 
 def never_read():
@@ -27,25 +32,24 @@ def test_user_corpus_is_read_lazily_and_only_when_chosen(tmp_path):
     assert callable(user)
     mr = pd.DataFrame({"sentence": ["never used"], "label": [1], "fold": [0]})
 
-    corpus = build_text_corpus(mr, never_read, never_read, never_read, user, TEXT | {"corpora": ["user"]})
+    corpus = corpus_of(mr, never_read, never_read, never_read, user, ["user"])
     assert corpus["tokens"].tolist() == [["the", "cat", "sat"], ["the", "dog", "ran", "!"], ["a", "cat", "and", "a", "dog"]]
 
-    vocabulary = Vocabulary.from_dict(build_vocabulary(corpus, TEXT | {"corpora": ["user"]}))
+    vocabulary = Vocabulary.from_dict(build_vocabulary(corpus, VOCABULARY))
     assert vocabulary.words[:4] == ("<pad>", "<unk>", "a", "cat")  # by count, ties alphabetical
 
 
 def test_unknown_corpus_name_is_rejected_before_reading():
     with pytest.raises(ValueError, match=r"text\.corpora"):
-        build_text_corpus(pd.DataFrame(), never_read, never_read, never_read, never_read, TEXT | {"corpora": ["wikipedia"]})
+        corpus_of(pd.DataFrame(), never_read, never_read, never_read, never_read, ["wikipedia"])
 
 
 def test_corpus_repeats_weigh_in_domain_text_and_reject_zero():
     mr = pd.DataFrame({"sentence": ["A fine film ."], "label": [1], "fold": [0]})
     subjectivity = lambda: ["The plot thickens ."]  # noqa: E731
-    params = TEXT | {"corpora": ["mr", "subjectivity"], "corpus_repeats": {"mr": 3}}
-    corpus = build_text_corpus(mr, subjectivity, never_read, never_read, never_read, params)
+    corpus = corpus_of(mr, subjectivity, never_read, never_read, never_read, ["mr", "subjectivity"], {"mr": 3})
     assert corpus["tokens"].map(" ".join).tolist().count("a fine film") == 3
     assert corpus["tokens"].map(" ".join).tolist().count("the plot thickens") == 1
 
     with pytest.raises(ValueError, match="corpus_repeats"):
-        build_text_corpus(mr, subjectivity, never_read, never_read, never_read, params | {"corpus_repeats": {"mr": 0}})
+        corpus_of(mr, subjectivity, never_read, never_read, never_read, ["mr", "subjectivity"], {"mr": 0})

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from kedro.pipeline import Pipeline, node
 
-from dlflow.tracking.hooks import LineageHook, ParameterValidationHook, TimingHook, process_start_time
+from dlflow.tracking.hooks import LineageHook, TimingHook, process_start_time
 from dlflow.tracking.manifest import REPRODUCIBLE_TAG
 from dlflow.tracking.resume import KEY_TAG, PID_TAG
+from dlflow.validation import ParameterValidationHook
 
 PARAMS = {"word2vec": {"training": {"deterministic": False}}, "cnn": {"training": {"seed": 42}}}
 

@@ -11,9 +11,10 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from dlflow.tracking.context import RunContext
 from dlflow.tracking.manifest import REPLAY_TOLERANCE, build_manifest, environment, environment_differences, reproducibility
 from dlflow.tracking.replay import ReplayReport, _compare
-from dlflow.tracking.resume import HOST_TAG, KEY_TAG, PID_TAG, find_interrupted_run, owner_tags, resume_key, run_checkpoint_dir
+from dlflow.tracking.resume import HOST_TAG, KEY_TAG, PID_TAG, find_interrupted_run, owner_tags, resume_key
 
 RUN_PARAMS = {"pipeline_names": ["rnn"], "env": "test", "project_path": "."}
 
@@ -66,11 +67,12 @@ def test_owner_tags_name_this_process():
     assert owner_tags() == {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
-def test_checkpoints_are_scoped_to_the_active_run(client):
-    assert run_checkpoint_dir("data/ckpt") == "data/ckpt"
-    assert run_checkpoint_dir(None) is None
-    with mlflow.start_run() as run:
-        assert run_checkpoint_dir("data/ckpt") == f"data/ckpt/{run.info.run_id}"
+def test_checkpoints_are_scoped_to_the_run_of_the_context(tmp_path):
+    without_run = RunContext(run_id=None, tracking_uri="sqlite:///x.db", project_path=tmp_path)
+    assert without_run.checkpoint_dir("data/ckpt") == "data/ckpt"
+    assert without_run.checkpoint_dir(None) is None
+    in_run = RunContext(run_id="abc123", tracking_uri="sqlite:///x.db", project_path=tmp_path)
+    assert in_run.checkpoint_dir("data/ckpt") == "data/ckpt/abc123"
 
 
 # --------------------------------------------------------------------------- manifest

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dlflow.model_registry.store import alias_history, expected_aliases
+from dlflow.model_registry.store import alias_history
 from dlflow.tracking.team import TeamUser, setup_team
 from tests.conftest import SMALL_CONCURRENT_CNN, copy_project, kedro_run_command
+from tests.mlflow_queries import expected_aliases
 from tests.tracking.servers import ADMIN, ADMIN_PASSWORD, MlflowServer, fresh_databases, logged_in, shared_postgres_uri
 
 pytestmark = pytest.mark.e2e

@@ -199,8 +199,14 @@ def test_noise_never_draws_words_with_count_zero() -> None:
     ],
 )
 def test_config_validation_names_the_field(field: str, value: object) -> None:
-    with pytest.raises(ValueError, match=rf"Word2VecConfig\.{field}\b"):
+    with pytest.raises(ValueError, match=rf"Word2VecTrainingParams\n{field}\n"):  # pydantic names the field
         Word2VecConfig(**{field: value})
+
+
+def test_the_kernel_engine_is_refused_on_cuda() -> None:
+    with pytest.raises(ValueError, match=r"Word2VecTrainingParams\nengine\n.*CPU only"):
+        Word2VecConfig(engine="kernel", device="cuda")
+    Word2VecConfig(engine="torch", device="cuda")
 
 
 def test_defaults_are_gensims() -> None:

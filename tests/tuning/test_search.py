@@ -12,6 +12,7 @@ import yaml
 
 from dlflow.config import TuningParams, validate_parameters
 from dlflow.training.history import EpochRecord, FitResult
+from dlflow.tuning.checks import validate_search_spaces
 from dlflow.tuning.space import kedro_params, overlay, suggest
 from dlflow.tuning.storage import redacted, storage_url
 from dlflow.tuning.study import PruningCallback, trial_value
@@ -36,6 +37,7 @@ def _with_space(params: dict, family: str, space: dict) -> dict:
 
 def test_the_shipped_search_spaces_are_valid(params: dict) -> None:
     validate_parameters(params)
+    validate_search_spaces(params)
     tuning = TuningParams.model_validate(params["tuning"])
     assert "training.lr" in tuning.cnn.space and "model.options.dropout" in tuning.cnn.space  # nested → dotted
     assert tuning.cnn.sampler.type == "tpe" and tuning.cnn.sampler.seed == 42
@@ -56,7 +58,7 @@ def test_the_shipped_search_spaces_are_valid(params: dict) -> None:
 )  # fmt: skip
 def test_a_bad_space_is_refused_naming_the_key(params: dict, family: str, space: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        validate_parameters(_with_space(params, family, space))
+        validate_search_spaces(_with_space(params, family, space))
 
 
 def test_a_study_needs_a_budget_and_a_direction_that_fits_its_metric(params: dict) -> None:

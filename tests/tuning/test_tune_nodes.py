@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from dlflow.pipelines.rnn.nodes import build_embedding_matrix, encode_polarity
-from dlflow.pipelines.text.nodes import build_text_corpus, build_vocabulary
 from dlflow.pipelines.tuning.nodes import predict_tuned_rnn, select_best_model, summarise_study, tune_rnn
 from dlflow.text import Vocabulary
-from tests.pipelines.test_rnn_nodes import RNN, mr_table
+from dlflow.tracking.context import RunContext
+from tests.pipelines.test_rnn_nodes import RNN, mr_table, mr_vocabulary
 
 TUNING = {
     "storage": None,
@@ -45,16 +45,18 @@ def test_tune_rnn_trains_trials_on_the_training_folds_and_the_best_predicts_the_
     import mlflow
 
     mr = mr_table()
-    text = {"corpora": ["mr"], "vocabulary": {"min_count": 1}}
-    vocabulary = build_vocabulary(build_text_corpus(mr, None, None, None, None, text), text)
+    vocabulary = mr_vocabulary(mr)
     words = list(Vocabulary.from_dict(vocabulary).words[2:])
     vectors = {"words": words, "vectors": np.random.default_rng(0).normal(size=(len(words), 6)).astype(np.float32)}
     encoded = encode_polarity(mr, vocabulary, RNN["max_length"])
     embeddings = build_embedding_matrix(vectors, vocabulary, seed=42)
     rnn = RNN | {"training": RNN["training"] | {"epochs": 2}}
 
-    with mlflow.start_run():
-        study = tune_rnn(encoded, embeddings, rnn, TUNING, wait=True)
+    with mlflow.start_run() as run:
+        context = RunContext(run.info.run_id, mlflow.get_tracking_uri(), mlflow_store.parent)
+        study = tune_rnn(
+            encoded, embeddings, ["negative", "positive"], rnn, TUNING, str(mlflow_store.parent / "ckpt"), context, wait=True
+        )
         trials, best, metrics = summarise_study(study, TUNING, family="rnn")
         model, tuned, history = select_best_model(study, rnn, family="rnn")
         predictions = predict_tuned_rnn(model, encoded, tuned)

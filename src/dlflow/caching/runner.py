@@ -5,8 +5,11 @@ A node tagged with one of ``cache.tags`` (default: ``ingestion``,
 completed with the same fingerprint (input contents, parameters, node and
 project code: ``dlflow.caching.fingerprints``) and every output it wrote is still there,
 byte for byte. Anything else runs, and so does everything downstream of it
-(decided before the run, from the records and the pipeline's structure). Each skip is logged and tagged on the MLflow run as
-``dlflow.reused.<node>`` = the id of the run whose outputs were reused.
+(decided before the run, from the records and the pipeline's structure). The records live in the
+catalog's ``node_cache`` folder. Each skip is logged and tagged on the MLflow run (the catalog's
+``run_context``) as ``dlflow.reused.<node>`` = the id of the run whose outputs were reused.
+Inputs that describe the run rather than the data (``run_context``, checkpoint folders: data sets
+with ``fingerprinted = False``) are not part of a fingerprint.
 
 It is the project's default runner (``dlflow.cli``); ``--params cache.enabled=false``
 runs every node, as ``--runner SequentialRunner`` does.
@@ -18,7 +21,6 @@ import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
-import mlflow
 from kedro.framework.hooks import hook_impl
 from kedro.io.core import DatasetNotFoundError
 from kedro.pipeline import Pipeline
@@ -33,10 +35,14 @@ from dlflow.caching.fingerprints import (
     value_digest,
 )
 from dlflow.config import CacheParams, parse
+from dlflow.tracking.context import RUN_CONTEXT
+from dlflow.tracking.records import tag_run
 
 logger = logging.getLogger(__name__)
 
 REUSED_TAG = "dlflow.reused."
+CACHE_FOLDER = "node_cache"  # the catalog entry (dlflow.io.folder.FolderDataset) holding one record per node
+DEFAULT_DIRECTORY = "data/09_node_cache"  # where records go when the catalog names no such folder
 
 
 def _is_parameter(name: str) -> bool:
@@ -60,14 +66,16 @@ class SkipUnchangedRunner(SequentialRunner):
         settings = self._settings(catalog)
         if not settings.enabled:
             return super().run(pipeline, catalog, hook_manager, run_id, only_missing_outputs)
-        directory = Path(settings.directory)
+        directory = self._directory(catalog)
+        run_id = self._run_id(catalog)
         skipped = self._plan(pipeline, catalog, settings, directory)
         for node, record in skipped.items():
-            self._record_skip(node, record)
+            self._record_skip(node, record, run_id)
         to_run = Pipeline([node for node in pipeline.nodes if node not in skipped])
         if not to_run.nodes:
             return {}
-        recorder = _RecordWriter(self, catalog, directory, {n for n in to_run.nodes if self._cacheable(n, catalog, settings)})
+        cacheable = {n for n in to_run.nodes if self._cacheable(n, catalog, settings)}
+        recorder = _RecordWriter(self, catalog, directory, cacheable, run_id)
         if hook_manager is None:  # a runner called directly, without hooks: record after a complete run
             outputs = super().run(to_run, catalog, hook_manager, run_id, only_missing_outputs)
             recorder.write_all()
@@ -106,6 +114,21 @@ class SkipUnchangedRunner(SequentialRunner):
         return parse("cache", raw)
 
     @staticmethod
+    def _directory(catalog) -> Path:
+        try:
+            return Path(catalog.load(CACHE_FOLDER))
+        except DatasetNotFoundError:
+            return Path(DEFAULT_DIRECTORY)
+
+    @staticmethod
+    def _run_id(catalog) -> str | None:
+        """The MLflow run this pipeline run logs to (``run_context``, put there by the project's hook)."""
+        try:
+            return catalog.load(RUN_CONTEXT).run_id
+        except DatasetNotFoundError:  # run without the project's hooks
+            return None
+
+    @staticmethod
     def _persisted_outputs(node: Node, catalog) -> bool:
         return bool(node.outputs) and all(dataset_path(catalog.get(name)) is not None for name in node.outputs)
 
@@ -113,6 +136,8 @@ class SkipUnchangedRunner(SequentialRunner):
     def _fingerprint(node: Node, catalog) -> str | None:
         inputs: dict[str, str] = {}
         for name in node.inputs:
+            if not _is_parameter(name) and not getattr(catalog.get(name), "fingerprinted", True):
+                continue  # the run's identity or a working folder: not what the node computes from
             digest = value_digest(catalog.load(name)) if _is_parameter(name) else dataset_digest(catalog.get(name))
             if digest is None:
                 return None  # an input we cannot fingerprint (in memory): always run
@@ -135,24 +160,23 @@ class SkipUnchangedRunner(SequentialRunner):
 
     # -- bookkeeping
 
-    def _record_skip(self, node: Node, source: CacheRecord) -> None:
+    def _record_skip(self, node: Node, source: CacheRecord, run_id: str | None) -> None:
         logger.info(
             "Skipped node %s: unchanged since MLflow run %s (%s); its outputs are reused",
             node.name, source.run_id, source.completed_at,
         )  # fmt: skip
-        if mlflow.active_run() is not None:
-            mlflow.set_tag(REUSED_TAG + node.name, source.run_id or "unknown")
+        if run_id is not None:
+            tag_run(run_id, {REUSED_TAG + node.name: source.run_id or "unknown"})
 
-    def _write_record(self, node: Node, catalog, record_path: Path) -> None:
+    def _write_record(self, node: Node, catalog, record_path: Path, run_id: str | None) -> None:
         fingerprint = self._fingerprint(node, catalog)  # after the run: downloaded inputs now exist
         if fingerprint is None:
             return
-        active = mlflow.active_run()
         CacheRecord(
             node=node.name,
             fingerprint=fingerprint,
             outputs={name: dataset_digest(catalog.get(name)) for name in node.outputs},
-            run_id=active.info.run_id if active else None,
+            run_id=run_id,
             completed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         ).write(record_path)
 
@@ -160,8 +184,8 @@ class SkipUnchangedRunner(SequentialRunner):
 class _RecordWriter:
     """A Kedro hook: writes a cacheable node's record once every one of its outputs is saved."""
 
-    def __init__(self, runner: SkipUnchangedRunner, catalog, directory: Path, nodes: set[Node]) -> None:
-        self._runner, self._catalog, self._directory = runner, catalog, directory
+    def __init__(self, runner: SkipUnchangedRunner, catalog, directory: Path, nodes: set[Node], run_id: str | None) -> None:
+        self._runner, self._catalog, self._directory, self._run_id = runner, catalog, directory, run_id
         self._pending = {node: set(node.outputs) for node in nodes}
 
     @hook_impl
@@ -172,10 +196,10 @@ class _RecordWriter:
         waiting.discard(dataset_name)
         if not waiting:
             del self._pending[node]
-            self._runner._write_record(node, self._catalog, self._directory / f"{node.name}.json")
+            self._runner._write_record(node, self._catalog, self._directory / f"{node.name}.json", self._run_id)
 
     def write_all(self) -> None:
         """Records for every node, after a run without a hook manager completed."""
         for node in list(self._pending):
-            self._runner._write_record(node, self._catalog, self._directory / f"{node.name}.json")
+            self._runner._write_record(node, self._catalog, self._directory / f"{node.name}.json", self._run_id)
         self._pending.clear()

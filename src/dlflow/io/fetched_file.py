@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlflow.sources.download import Checksum, RemoteFile, fetch, file_digest
 from dlflow.io.raw_input import RawInputDataset
+from dlflow.sources.download import Checksum, RemoteFile, fetch, file_digest
 
 
 class FetchedFileDataset(RawInputDataset):

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from kedro.io import DatasetError
 
+from dlflow.io.raw_input import RawInputDataset
 from dlflow.sources.download import fetch
 from dlflow.sources.idx import parse_idx, read_idx_bytes
 from dlflow.sources.image_sets import get_image_source
-from dlflow.io.raw_input import RawInputDataset
 
 
 class IdxDataset(RawInputDataset):

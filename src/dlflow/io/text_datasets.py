@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from dlflow.io.raw_input import RawInputDataset
 from dlflow.sources.errors import UndecodableTextError
 from dlflow.sources.text import CORPUS_FORMATS, CorpusFormat, read_corpus, read_polarity
 from dlflow.sources.text_sets import (
@@ -38,7 +39,6 @@ from dlflow.sources.text_sets import (
     fetch_polarity,
     get_corpus_source,
 )
-from dlflow.io.raw_input import RawInputDataset
 
 
 class PolarityDataset(RawInputDataset):

@@ -95,11 +95,6 @@ def gated_versions(client: MlflowClient, model_name: str) -> list[ModelVersion]:
             return sorted(versions, key=lambda v: int(v.version))
 
 
-def expected_aliases(client: MlflowClient, model_name: str) -> dict[str, str]:
-    """Where the recorded decisions put ``champion`` and ``challenger`` (what the registry must show)."""
-    return target_aliases((v.version, v.tags[TAG_DECISION] == PROMOTED) for v in gated_versions(client, model_name))
-
-
 def register_and_gate(
     client: MlflowClient, model_uri: str, model_name: str, candidate: GateInput, rules: PromotionRules, **tags: str
 ) -> tuple[str, Decision, dict[str, str]]:

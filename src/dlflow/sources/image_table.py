@@ -20,6 +20,8 @@ import math
 import numpy as np
 import pandas as pd
 
+IMAGE_SHAPE = (28, 28)  # height x width of the registered data sets' images (MNIST, Fashion-MNIST)
+
 
 def image_table(images: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
     """``(N, H, W)`` (or ``(N, H*W)``) uint8 images and their labels as an image table."""

@@ -1,4 +1,4 @@
-"""Project hooks: parameter validation before any work, and data lineage in MLflow.
+"""Project hooks around MLflow: the tracking store, the run's identity and context, data lineage, timings.
 
 kedro-mlflow's own hook starts and ends the MLflow run and logs parameters;
 it does not record the git commit or the input data sets, which these add.
@@ -17,7 +17,6 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 
-from dlflow.config import validate_parameters, validate_search_spaces
 from dlflow.tracking.credentials import export_kedro_credentials
 from dlflow.tracking.lineage import git_state, table_digest
 from dlflow.tracking.records import log_table_input
@@ -38,28 +37,6 @@ logger = logging.getLogger(__name__)
 def launcher_rank() -> int:
     """``RANK`` set by ``torchrun`` (or another launcher), else 0."""
     return int(os.environ.get("RANK") or 0)
-
-
-#: Layers whose tables are recorded as MLflow dataset inputs when a node loads them.
-LINEAGE_LAYERS = ("02_intermediate", "05_model_input")
-
-
-class ParameterValidationHook:
-    """Fails fast, before any data is touched, when a parameter block is invalid: every block once the
-    context exists, and the tuning search spaces before a tuning pipeline runs (before MLflow starts a run)."""
-
-    def __init__(self) -> None:
-        self._params: dict[str, Any] = {}
-
-    @hook_impl
-    def after_context_created(self, context) -> None:
-        self._params = context.params
-        validate_parameters(context.params, search_spaces=False)
-
-    @hook_impl(tryfirst=True)
-    def before_pipeline_run(self, pipeline) -> None:
-        if any(node.name.startswith("tune_") for node in pipeline.nodes):
-            validate_search_spaces(self._params)
 
 
 class TrackingStoreHook:
@@ -149,7 +126,7 @@ class RunIdentityHook:
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
         import mlflow
 
-        from dlflow.tracking.naming import experiment_name, load_config, run_name
+        from dlflow.tracking.naming import CONFIG_KEY, experiment_name, load_config, run_name
         from dlflow.tracking.resume import find_interrupted_run, resume_key
 
         context, config = self._context, getattr(self._context, "mlflow", None)
@@ -161,7 +138,7 @@ class RunIdentityHook:
             name = client.get_experiment(client.get_run(config.tracking.run.id).info.experiment_id).name
             check_experiment_permission(config.server.mlflow_tracking_uri, name)
         else:
-            name = experiment_name(pipelines, load_config(_optional_config(context, "experiments")))
+            name = experiment_name(pipelines, load_config(_optional_config(context, CONFIG_KEY)))
             check_experiment_permission(config.server.mlflow_tracking_uri, name)  # EDIT there, on a team server
             artifact_location = config.tracking.experiment.create_experiment_kwargs.artifact_location
             ensure_experiment(config.server.mlflow_tracking_uri, name, artifact_location)  # race-tolerant create
@@ -218,13 +195,13 @@ class RunDescriptionHook:
     def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
         import mlflow
 
-        from dlflow.tracking.naming import load_config, result_summary, run_description, run_name
+        from dlflow.tracking.naming import CONFIG_KEY, load_config, result_summary, run_description, run_name
 
         if mlflow.active_run() is None or self._context is None:
             return
         run = mlflow.tracking.MlflowClient().get_run(mlflow.active_run().info.run_id)
         pipelines = run_params.get("pipeline_names") or run_params.get("pipeline_name")
-        identity = load_config(_optional_config(self._context, "experiments"))
+        identity = load_config(_optional_config(self._context, CONFIG_KEY))
         summary = result_summary(pipelines, identity, run.data.metrics, run.data.tags)
         description = run_description(
             pipelines, self._context.params, run_params.get("env"), run.data.tags.get("kedro_command") or ""
@@ -233,6 +210,26 @@ class RunDescriptionHook:
         if run.info.run_name == run_name(pipelines, self._context.params, run_params.get("env")):  # ours, not mlflow.yml's
             tags["mlflow.runName"] = run_name(pipelines, self._context.params, run_params.get("env"), run.data.tags)
         mlflow.set_tags(tags)
+
+
+class RunContextHook:
+    """Hands the nodes their run's context as the catalog entry ``run_context`` (``dlflow.tracking.context``):
+    the MLflow run kedro-mlflow started, the tracking URI and the project's folder, so that no node
+    reads the active run, the tracking URI or the working directory itself."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], catalog) -> None:  # after kedro-mlflow has started the run
+        import mlflow
+
+        from dlflow.tracking.context import RUN_CONTEXT, RunContext, RunContextDataset
+
+        run = mlflow.active_run()
+        context = RunContext(
+            run_id=None if run is None else run.info.run_id,
+            tracking_uri=mlflow.get_tracking_uri(),
+            project_path=Path(run_params.get("project_path") or ".").resolve(),
+        )
+        catalog[RUN_CONTEXT] = RunContextDataset(context)
 
 
 class LineageHook:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-#: Where the configuration below lives (``conf/base/experiments.yml``).
+#: Where the configuration below lives: ``conf/<env>/experiments.yml``, the config loader's ``experiments`` pattern.
 CONFIG_KEY = "experiments"
 #: Environments that need no mention in a run's name.
 QUIET_ENVS = (None, "", "base", "local")

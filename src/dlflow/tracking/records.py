@@ -18,6 +18,15 @@ def mlflow_metrics(values: dict[str, float], step: int = 0) -> dict[str, dict[st
     return {name: {"value": float(value), "step": step} for name, value in values.items()}
 
 
+def tag_run(run_id: str, tags: dict[str, str]) -> None:
+    """Set ``tags`` on the MLflow run ``run_id`` (through the tracking client: no active run needed)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+
+
 def log_table_input(table: pd.DataFrame, name: str, digest: str, context: str) -> None:
     """Record ``table`` as an input of the active run: its name, digest, schema and size.
 

@@ -1,8 +1,8 @@
 """Replay a run from its manifest: ``python -m dlflow.tracking.replay RUN_ID [--check-only]``.
 
 Runs the same pipelines in the same Kedro environment with the recorded
-parameters (training gets a fresh checkpoint folder, so it really trains
-again), then reports every difference: environment (Python, packages, torch,
+parameters (the replay is a new MLflow run, so training checkpoints in a
+folder of its own and really trains again), then reports every difference: environment (Python, packages, torch,
 device, determinism flags, git commit), input data digests and metrics
 (wall-clock timings aside).
 Run it from the project root; ``MLFLOW_TRACKING_URI`` selects the store.
@@ -47,12 +47,14 @@ class ReplayReport:
         return out
 
 
-def _fresh_checkpoints(params: dict[str, Any], folder: str) -> dict[str, Any]:
+def _without_checkpoint_folders(params: dict[str, Any]) -> dict[str, Any]:
+    """The recorded parameters less ``<family>.training.checkpoint_dir``, which runs recorded before the
+    checkpoint folders moved to the catalog carry (the replay is a run of its own, so it trains afresh)."""
     params = copy.deepcopy(params)
     for block in params.values():
         training = block.get("training") if isinstance(block, dict) else None
-        if isinstance(training, dict) and training.get("checkpoint_dir"):
-            training["checkpoint_dir"] = folder
+        if isinstance(training, dict):
+            training.pop("checkpoint_dir", None)
     return params
 
 
@@ -72,7 +74,7 @@ def _compare(kind: str, old: dict[str, Any], new: dict[str, Any], tolerance: flo
 
 
 def replay(run_id: str, project_path: Path, *, check_only: bool = False) -> ReplayReport:
-    from dlflow.settings import tracking_uri
+    from dlflow.tracking.store import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri())
     client = MlflowClient()
@@ -88,7 +90,7 @@ def replay(run_id: str, project_path: Path, *, check_only: bool = False) -> Repl
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project_path)
-    params = _fresh_checkpoints(manifest["parameters"], f"data/06_models/checkpoints/replay-{run_id[:12]}")
+    params = _without_checkpoint_folders(manifest["parameters"])
     with KedroSession.create(project_path=project_path, env=manifest["env"], runtime_params=params) as session:
         session.run(pipeline_names=manifest["pipeline_names"])
     replayed = mlflow.last_active_run()

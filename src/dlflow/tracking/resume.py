@@ -60,18 +60,3 @@ def find_interrupted_run(client: MlflowClient, experiment_id: str, key: str) -> 
         if tags.get(HOST_TAG) == host and _process_is_gone(tags.get(PID_TAG, "")):
             return run.info.run_id
     return None
-
-
-def run_checkpoint_dir(checkpoint_dir: str | None) -> str | None:
-    """``checkpoint_dir`` scoped to the active MLflow run: ``<checkpoint_dir>/<run id>``.
-
-    Only the run that wrote a checkpoint resumes from it (the same run, re-opened
-    after a kill); a new run, or one of several running at once, starts fresh and
-    logs its own curves. Without an active run the folder is returned as is.
-    """
-    import mlflow
-
-    run = mlflow.active_run()
-    if checkpoint_dir is None or run is None:
-        return checkpoint_dir
-    return f"{checkpoint_dir}/{run.info.run_id}"

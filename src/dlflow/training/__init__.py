@@ -7,8 +7,8 @@ from dlflow.training.callbacks import Callback, MlflowEpochLogger
 from dlflow.training.checkpoint import config_key
 from dlflow.training.config import TrainConfig
 from dlflow.training.data import TensorDataset
-from dlflow.training.loop import fit, predict
 from dlflow.training.history import EpochRecord, FitResult
+from dlflow.training.loop import fit, predict
 from dlflow.training.runtime import (
     configure_threads,
     rng_state,

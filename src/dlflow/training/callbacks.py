@@ -43,14 +43,17 @@ class MlflowEpochLogger(Callback):
     ``samples`` names what a sample is in the throughput metric: with
     ``samples="sentences"`` the loop's ``samples_per_second`` is logged as
     ``sentences_per_second``. ``run_id`` logs to that run instead of the active
-    one, through the tracking client: a worker process (``training.parallel``)
-    has no active run of its own. Without a run it logs nothing and warns once.
+    one, through a tracking client for ``tracking_uri``: a worker process
+    (``training.parallel``) has no active run of its own. Without a run it logs nothing and warns once.
     """
 
-    def __init__(self, prefix: str = "", samples: str = "samples", run_id: str | None = None) -> None:
+    def __init__(
+        self, prefix: str = "", samples: str = "samples", run_id: str | None = None, tracking_uri: str | None = None
+    ) -> None:
         self.prefix = prefix
         self.samples = samples
         self.run_id = run_id
+        self.tracking_uri = tracking_uri  # with run_id: where that run lives (None: MLflow's current URI)
         self._warned = False
 
     def _run_id(self) -> str | None:
@@ -73,7 +76,7 @@ class MlflowEpochLogger(Callback):
         if run_id is None or not history:
             return
         name = f"{self.prefix}train_loss"  # logged every epoch (validation may skip epochs)
-        logged = {m.step for m in mlflow.MlflowClient().get_metric_history(run_id, name)}
+        logged = {m.step for m in mlflow.MlflowClient(self.tracking_uri).get_metric_history(run_id, name)}
         for record in history:
             if record.epoch not in logged:
                 logger.info("logging epoch %d from the checkpoint: the interrupted run had not logged it", record.epoch)
@@ -98,7 +101,7 @@ class MlflowEpochLogger(Callback):
             return
         now = int(time.time() * 1000)
         batch = [mlflow.entities.Metric(key, value, now, record.epoch) for key, value in metrics.items()]
-        mlflow.MlflowClient().log_batch(self.run_id, metrics=batch)
+        mlflow.MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=batch)
 
 
 class MlflowProgressLogger:

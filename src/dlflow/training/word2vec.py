@@ -2,7 +2,8 @@
 
 Read top to bottom:
 
-1. ``Word2VecConfig``: the settings, with gensim's defaults, checked up front.
+1. ``Word2VecConfig`` (``dlflow.config.Word2VecTrainingParams``): the settings, with
+   gensim's defaults, checked up front.
 2. ``train_word2vec``: builds the model (``dlflow.models.word2vec.Word2Vec``:
    two embedding matrices in torch tensors), splits ``epochs`` passes over the
    corpus into jobs of about ``batch_words`` words, each with its learning rate
@@ -45,14 +46,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dlflow.config import Word2VecTrainingParams
 from dlflow.models.word2vec import Word2Vec
 from dlflow.training.runtime import select_device
 
 logger = logging.getLogger(__name__)
 
-MODES = ("cbow", "skipgram")
-DEVICES = ("auto", "cpu", "cuda")
-ENGINES = ("auto", "kernel", "torch")
 _BATCH_WORDS = {"kernel": 10_000, "torch": 2_000}
 _TABLE_SIZE = 1 << 22  # entries of the unigram^0.75 noise table
 _REPORTS_PER_EPOCH = 4  # on_progress calls per epoch
@@ -63,76 +62,9 @@ _WORDS_PER_TYPE = 5  # a job holds at most this many words per vocabulary word (
 _ROW_CAP = 24.0  # skip-gram: a row's summed step in one job is capped at this many single steps
 
 
-@dataclass
-class Word2VecConfig:
-    """Settings of a Word2Vec run; defaults are gensim's (``Word2Vec(sg=0 or 1)``).
-
-    Attributes:
-        mode: ``"cbow"`` (mean of the context predicts the word) or ``"skipgram"``.
-        dim: vector size.
-        window: largest distance between a word and its context; the window
-            actually used for each centre word is drawn uniformly from 1..window.
-        negative: noise words per positive example.
-        sample: sub-sampling threshold for frequent words (gensim's formula; 0: off).
-        epochs: passes over the corpus.
-        alpha, min_alpha: the learning rate decays linearly from ``alpha`` to
-            ``min_alpha`` over all words of all epochs.
-        batch_words: corpus words per job; ``None``: 10,000 for the kernel, 2,000 for
-            the torch engine (whose job applies its updates together).
-        threads: worker threads; ``None`` uses every CPU core.
-        deterministic: one thread, so that a seed gives bit-identical vectors
-            (at the cost of the other cores).
-        seed: seeds initialisation, sub-sampling, windows and noise words.
-        device: ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda"``.
-        engine: ``"auto"`` (the compiled kernel on CPU, tensor operations on
-            CUDA), ``"kernel"`` (CPU only) or ``"torch"``.
-    """
-
-    mode: str = "cbow"
-    dim: int = 100
-    window: int = 5
-    negative: int = 5
-    sample: float = 1e-3
-    epochs: int = 5
-    alpha: float = 0.025
-    min_alpha: float = 1e-4
-    batch_words: int | None = None
-    threads: int | None = None
-    deterministic: bool = False
-    seed: int = 1
-    device: str = "auto"
-    engine: str = "auto"
-
-    def __post_init__(self) -> None:
-        def check(ok: bool, name: str, requirement: str) -> None:
-            if not ok:
-                raise ValueError(f"Word2VecConfig.{name} {requirement}, got {getattr(self, name)!r}")
-
-        check(self.mode in MODES, "mode", f"must be one of {MODES}")
-        for name in ("dim", "window", "negative", "epochs"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, name, "must be an integer >= 1")
-        check(
-            self.batch_words is None or (isinstance(self.batch_words, int) and self.batch_words >= 1),
-            "batch_words",
-            "must be None (the engine's default) or an integer >= 1",
-        )
-        check(isinstance(self.sample, (int, float)) and 0.0 <= self.sample < 1.0, "sample", "must be in [0, 1)")
-        check(isinstance(self.alpha, (int, float)) and self.alpha > 0, "alpha", "must be > 0")
-        check(
-            isinstance(self.min_alpha, (int, float)) and 0 <= self.min_alpha <= self.alpha,
-            "min_alpha",
-            "must be in [0, alpha]",
-        )
-        check(
-            self.threads is None or (isinstance(self.threads, int) and self.threads >= 1),
-            "threads",
-            "must be None (all cores) or an integer >= 1",
-        )
-        check(isinstance(self.seed, int), "seed", "must be an integer")
-        check(self.device in DEVICES, "device", f"must be one of {DEVICES}")
-        check(self.engine in ENGINES, "engine", f"must be one of {ENGINES}")
-        check(not (self.engine == "kernel" and self.device == "cuda"), "engine", "'kernel' runs on the CPU only")
+#: The settings of a run, checked up front (``word2vec.training`` in ``parameters_word2vec.yml``
+#: is validated by the same class); defaults are gensim's. Frozen: ``model_copy(update=...)`` for a variant.
+Word2VecConfig = Word2VecTrainingParams
 
 
 @dataclass

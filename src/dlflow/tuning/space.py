@@ -1,18 +1,35 @@
 """Search spaces over dotted parameter names: sample a trial's values, lay them over the family's parameters.
 
-Pure Python (no Optuna at import): ``dlflow.config`` uses ``overlay`` to check a
-space against the family's own validation before any work starts.
+Pure Python (no Optuna at import, nothing of ``dlflow``): ``dlflow.tuning.checks`` uses
+``overlay`` to check a space against the family's own validation before any work starts.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import optuna
 
-    from dlflow.config import SearchDimension
+
+class Dimension(Protocol):
+    """What this module reads of a dimension: ``dlflow.config.SearchDimension`` is one (not imported:
+    the parameters and the search do not import each other)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def low(self) -> float | None: ...
+    @property
+    def high(self) -> float | None: ...
+    @property
+    def log(self) -> bool: ...
+    @property
+    def step(self) -> float | None: ...
+    @property
+    def choices(self) -> list[Any] | None: ...
+    def contains(self, value: Any) -> bool: ...
 
 
 def overlay(params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +44,7 @@ def overlay(params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def suggest(trial: optuna.Trial, space: dict[str, SearchDimension]) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, space: dict[str, Dimension]) -> dict[str, Any]:
     """The trial's value for every dimension of ``space``, keyed by the dotted name."""
     values: dict[str, Any] = {}
     for name, dim in space.items():
@@ -40,7 +57,7 @@ def suggest(trial: optuna.Trial, space: dict[str, SearchDimension]) -> dict[str,
     return values
 
 
-def configured_values(space: dict[str, SearchDimension], params: dict[str, Any]) -> dict[str, Any]:
+def configured_values(space: dict[str, Dimension], params: dict[str, Any]) -> dict[str, Any]:
     """The family's configured value of each dimension that has one inside the dimension's range."""
     found: dict[str, Any] = {}
     for dotted, dimension in space.items():

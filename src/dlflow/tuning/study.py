@@ -73,24 +73,24 @@ class Objective:
     family_params: dict[str, Any]  # validated, without the trial's values
     train: TrainFn
     checkpoint_root: str | None = None  # <root>/trial-<n>: resumed by a retry of the same trial on this machine
+    parent_run_id: str | None = None  # the tuning run whose children the trials' MLflow runs are
     failures_in_a_row: int = 0
     last_error: str = ""
 
     def __call__(self, trial: optuna.Trial) -> float:
         import shutil
 
-        import mlflow
         import optuna
 
         from dlflow.training import MlflowEpochLogger
-        from dlflow.tuning.tracking import child_run, log_model, retry_of
+        from dlflow.tuning.tracking import child_run, log_trial_result, retry_of
 
         values = suggest(trial, self.study.space)
         params = overlay(self.family_params, values)
         original = retry_of(trial)  # a retry resumes the killed trial's epochs from its checkpoint
         original = trial.number if original is None else original
         checkpoint_dir = f"{self.checkpoint_root}/trial-{original}" if self.checkpoint_root else None
-        with child_run(trial, self.study.study_name, values):
+        with child_run(trial, self.study.study_name, values, self.parent_run_id):
             try:
                 result = self.train(params, [MlflowEpochLogger(), PruningCallback(trial, self.study.metric)], checkpoint_dir)
             except Exception as error:
@@ -101,8 +101,7 @@ class Objective:
                 raise
             self.failures_in_a_row = 0
             value = trial_value(result, self.study.metric, params["training"].get("early_stopping_patience") is not None)
-            mlflow.log_metric(f"trial_{self.study.metric}", value)
-            log_model(result.model)
+            log_trial_result(f"trial_{self.study.metric}", value, result.model)
             trial.set_user_attr("history", [vars(record) for record in result.history])
         if checkpoint_dir is not None:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the model is in the child run now

@@ -1,4 +1,4 @@
-"""Trials as MLflow child runs of the active (tuning) run.
+"""Trials as MLflow child runs of the tuning run (the pipeline's run, named by the node's run context).
 
 Each trial opens a nested run named ``trial-<number>`` that holds its parameters,
 its per-epoch curves (the shared ``MlflowEpochLogger``), its value, its model (when
@@ -29,8 +29,9 @@ MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
 
 @contextlib.contextmanager
-def child_run(trial: optuna.Trial, study_name: str, values: dict[str, Any]) -> Iterator[None]:
-    """A nested MLflow run for ``trial`` while the block runs; its state follows the block's outcome.
+def child_run(trial: optuna.Trial, study_name: str, values: dict[str, Any], parent_run_id: str | None) -> Iterator[None]:
+    """A child MLflow run of ``parent_run_id`` (None: a top-level run) for ``trial`` while the block runs;
+    its state follows the block's outcome.
 
     Returning normally: complete; ``optuna.TrialPruned``: pruned; any other exception: failed.
     The exception propagates to Optuna, which records the same state.
@@ -38,17 +39,16 @@ def child_run(trial: optuna.Trial, study_name: str, values: dict[str, Any]) -> I
     import mlflow
     import optuna
 
-    parent = mlflow.active_run()
     tags = {
         "optuna.study": study_name,
         "optuna.trial": str(trial.number),
         STATE_TAG: "RUNNING",
-        **({"mlflow.parentRunId": parent.info.run_id} if parent is not None else {}),
+        **({"mlflow.parentRunId": parent_run_id} if parent_run_id is not None else {}),
     }
     retried = retry_of(trial)
     if retried is not None:
         tags["optuna.retry_of_trial"] = str(retried)
-    run = mlflow.start_run(run_name=f"trial-{trial.number}", nested=parent is not None, tags=tags)
+    run = mlflow.start_run(run_name=f"trial-{trial.number}", nested=parent_run_id is not None, tags=tags)
     trial.set_user_attr(RUN_ID_ATTR, run.info.run_id)
     state = "FAIL"
     try:
@@ -70,11 +70,13 @@ def retry_of(trial: optuna.Trial) -> int | None:
     return frozen.system_attrs.get("failed_trial")  # what RetryHeartbeatStaleTrialCallback.retried_trial_number reads
 
 
-def log_model(model: nn.Module) -> None:
-    """The trained network (pickled module) as the active child run's ``model/model.pt``."""
+def log_trial_result(metric: str, value: float, model: nn.Module) -> None:
+    """A complete trial's value (as ``metric``) and its trained network (pickled module, ``model/model.pt``),
+    logged to its child run."""
     import mlflow
     import torch
 
+    mlflow.log_metric(metric, value)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / Path(MODEL_ARTIFACT).name
         torch.save(model.cpu(), path)
@@ -92,12 +94,13 @@ def load_model(trial: optuna.trial.FrozenTrial) -> nn.Module:
         return torch.load(path, weights_only=False).eval()
 
 
-def tag_tuning_run(study_name: str, storage: str) -> None:
-    """Mark the active (parent) run as a tuning run of ``study_name`` on ``storage`` (password hidden)."""
-    import mlflow
+def tag_tuning_run(run_id: str | None, study_name: str, storage: str) -> None:
+    """Mark the run ``run_id`` (None: no run, nothing to mark) as the parent tuning run of ``study_name``
+    on ``storage`` (password hidden)."""
+    from dlflow.tracking.records import tag_run
 
-    if mlflow.active_run() is not None:
-        mlflow.set_tags({"optuna.study": study_name, "optuna.storage": storage, "optuna.role": "parent"})
+    if run_id is not None:
+        tag_run(run_id, {"optuna.study": study_name, "optuna.storage": storage, "optuna.role": "parent"})
 
 
 def fail_child_run(trial: optuna.trial.FrozenTrial) -> None:

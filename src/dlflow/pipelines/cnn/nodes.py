@@ -16,16 +16,13 @@ import numpy as np
 import pandas as pd
 
 from dlflow.config import AugmentationParams, CnnModelParams, ImageDataParams, TrainingParams
-from dlflow.sources.image_table import table_images
+from dlflow.sources.image_table import IMAGE_SHAPE, table_images
 from dlflow.sources.splits import stratified_indices
-from dlflow.tracking.lineage import table_digest
 
 if TYPE_CHECKING:
-    from dlflow.training import TensorDataset
+    from dlflow.tracking.context import RunContext
 
 logger = logging.getLogger(__name__)
-
-IMAGE_SHAPE = (28, 28)
 
 
 def _subset(table: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
@@ -66,16 +63,6 @@ def compute_normalisation(train_split: pd.DataFrame) -> dict[str, float]:
     return {"mean": float(mean), "std": float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))}
 
 
-def _tensors(table: pd.DataFrame, normalisation: dict[str, float]) -> TensorDataset:
-    import torch
-
-    from dlflow.training import TensorDataset
-
-    images = torch.from_numpy(table_images(table, IMAGE_SHAPE)).float().div_(255.0).unsqueeze(1)
-    images.sub_(normalisation["mean"]).div_(normalisation["std"])
-    return TensorDataset(features=(images,), targets=torch.from_numpy(table["label"].to_numpy().astype(np.int64)))
-
-
 def train_cnn(
     train_split: pd.DataFrame,
     val_split: pd.DataFrame,
@@ -84,49 +71,23 @@ def train_cnn(
     model: dict[str, Any],
     training: dict[str, Any],
     augmentation: dict[str, Any],
+    checkpoints: str,
+    run_context: RunContext,
 ) -> tuple[Any, list[dict[str, float]]]:
-    """Train the configured CNN with the shared loop; return the model and its per-epoch history."""
-    from dlflow.tracking.resume import run_checkpoint_dir
-    from dlflow.training import MlflowEpochLogger
+    """Train the configured CNN with the shared loop; return the model and its per-epoch history.
 
-    checkpoint_dir = run_checkpoint_dir(TrainingParams.model_validate(training).checkpoint_dir)
+    Epochs are checkpointed under ``checkpoints`` (the catalog's ``cnn_checkpoints``) in a folder
+    of this MLflow run's own, so only a re-opened run resumes from them.
+    """
+    from dlflow.training import MlflowEpochLogger
+    from dlflow.training.cnn import fit_cnn
+
     result = fit_cnn(
-        train_split, val_split, normalisation, class_names, model, training, augmentation,
-        callbacks=[MlflowEpochLogger()], checkpoint_dir=checkpoint_dir,
+        train_split, val_split, normalisation, class_names,
+        CnnModelParams.model_validate(model), TrainingParams.model_validate(training), AugmentationParams.model_validate(augmentation),
+        callbacks=[MlflowEpochLogger()], checkpoint_dir=run_context.checkpoint_dir(checkpoints),
     )  # fmt: skip
     return result.model, [vars(record) for record in result.history]
-
-
-def fit_cnn(
-    train_split: pd.DataFrame,
-    val_split: pd.DataFrame,
-    normalisation: dict[str, float],
-    class_names: list[str],
-    model: dict[str, Any],
-    training: dict[str, Any],
-    augmentation: dict[str, Any],
-    *,
-    callbacks: list[Any],
-    checkpoint_dir: str | None,
-) -> Any:
-    """``train_cnn``'s training, with the loop's callbacks and checkpoint folder given (tuning trials use it too).
-
-    Returns the loop's ``FitResult``.
-    """
-    from dlflow.models import build_cnn, random_hflip
-    from dlflow.training import TrainConfig, fit, seed_everything
-
-    model, training = CnnModelParams.model_validate(model), TrainingParams.model_validate(training)
-    seed_everything(training.seed, training.deterministic)  # same initial weights every run
-    network = build_cnn(model.architecture, num_classes=len(class_names), **model.options)
-    return fit(
-        network,
-        _tensors(train_split, normalisation),
-        _tensors(val_split, normalisation),
-        TrainConfig(**training.model_dump() | {"checkpoint_dir": checkpoint_dir}),
-        callbacks=callbacks,
-        train_transform=random_hflip if AugmentationParams.model_validate(augmentation).horizontal_flip else None,
-    )
 
 
 def predict_cnn(
@@ -137,26 +98,11 @@ def predict_cnn(
     augmentation: dict[str, Any],
 ) -> pd.DataFrame:
     """Class probabilities for the test images: ``label``, ``prediction``, ``probabilities``."""
-    import torch
+    from dlflow.training.cnn import predict_cnn as predict
 
-    from dlflow.models import hflip
-    from dlflow.training import predict
-
-    test = _tensors(test_split, normalisation)
-    probabilities = predict(
-        model,
-        test.features,
-        batch_size=TrainingParams.model_validate(training).eval_batch_size,
-        device=torch.device("cpu"),
-        transform_tta=hflip if AugmentationParams.model_validate(augmentation).flip_test_time else None,
-    ).numpy()
-    return pd.DataFrame(
-        {
-            "label": test_split["label"].to_numpy(),
-            "prediction": probabilities.argmax(axis=1).astype(np.uint8),
-            "probabilities": list(probabilities.astype(np.float32)),
-        }
-    )
+    eval_batch_size = TrainingParams.model_validate(training).eval_batch_size
+    flip_test_time = AugmentationParams.model_validate(augmentation).flip_test_time
+    return predict(model, test_split, normalisation, eval_batch_size, flip_test_time)
 
 
 def plot_cnn_mistakes(test_split: pd.DataFrame, predictions: pd.DataFrame, class_names: list[str], max_examples: int) -> Any:
@@ -182,21 +128,11 @@ def package_cnn(
     augmentation: dict[str, Any],
 ) -> dict[str, Any]:
     """The servable model (raw pixels in, named classes out), an input example and the test digest."""
-    from dlflow.serving.image_classifier import ImageClassifierModel
+    from dlflow.serving.packaging import image_classifier_package
 
     model = CnnModelParams.model_validate(model)
-    servable = ImageClassifierModel(
-        network,
-        architecture=model.architecture,
-        options=model.options,
-        mean=normalisation["mean"],
-        std=normalisation["std"],
-        class_names=class_names,
-        flip_test_time=AugmentationParams.model_validate(augmentation).flip_test_time,
-        image_shape=IMAGE_SHAPE,
-    )
-    return {
-        "model": servable,
-        "input_example": table_images(test_split.head(4), IMAGE_SHAPE).astype(np.float32),
-        "test_data_digest": table_digest(test_split),
-    }
+    return image_classifier_package(
+        network, normalisation, class_names, test_split,
+        architecture=model.architecture, options=model.options,
+        flip_test_time=AugmentationParams.model_validate(augmentation).flip_test_time, image_shape=IMAGE_SHAPE,
+    )  # fmt: skip

@@ -30,7 +30,7 @@ def create_training_pipeline() -> Pipeline:
                 train_cnn,
                 [
                     "cnn_train_split", "cnn_val_split", "cnn_normalisation", "image_class_names",
-                    "params:cnn.model", "params:cnn.training", "params:cnn.augmentation",
+                    "params:cnn.model", "params:cnn.training", "params:cnn.augmentation", "cnn_checkpoints", "run_context",
                 ],
                 ["cnn_model", "cnn_training_history"],
                 name="train_cnn",

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from dlflow.sources.idx import validate_image_label_pair
-from dlflow.sources.image_table import image_table
 from dlflow.sources.image_sets import get_image_source
+from dlflow.sources.image_table import image_table
 
 
 def build_train_table(images: np.ndarray, labels: np.ndarray, image_source: str) -> pd.DataFrame:

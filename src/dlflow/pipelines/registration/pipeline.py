@@ -5,16 +5,11 @@ registry) → ``<family>.registration`` + ``<family>.comparison`` →
 ``build_promotion_report`` → ``<family>.promotion_report``.
 """
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Pipeline, node, pipeline
 
+from dlflow.pipelines.wiring import bound
+
 from .nodes import build_promotion_report, register_model, summarise_candidate
-
-
-def _bound(func, **kwargs):
-    """``func`` with keyword arguments fixed, keeping its name for Kedro."""
-    return update_wrapper(partial(func, **kwargs), func)
 
 
 def create_pipeline(
@@ -38,9 +33,9 @@ def create_pipeline(
         summary_inputs["predictions"] = "predictions"
     template = pipeline(
         [
-            node(_bound(summarise_candidate, family=namespace), summary_inputs, "candidate", name="summarise_candidate"),
+            node(bound(summarise_candidate, family=namespace), summary_inputs, "candidate", name="summarise_candidate"),
             node(
-                _bound(register_model, family=namespace, learning_curves=learning_curves),
+                bound(register_model, family=namespace, learning_curves=learning_curves),
                 ["package", "candidate", "params:registration"],
                 ["registration", "comparison"],
                 name="register_model",

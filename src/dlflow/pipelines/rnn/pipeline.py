@@ -33,13 +33,22 @@ def create_classifier_pipeline() -> Pipeline:
             ),
             node(
                 cross_validate_rnn,
-                ["rnn_encoded_sentences", "rnn_initial_embeddings", "params:rnn"],
+                [
+                    "rnn_encoded_sentences",
+                    "rnn_initial_embeddings",
+                    "params:rnn.model",
+                    "params:rnn.adversarial",
+                    "params:rnn.evaluation",
+                    "params:rnn.training",
+                    "rnn_checkpoints",
+                    "run_context",
+                ],  # fmt: skip
                 ["rnn_model", "rnn_training_history", "rnn_test_predictions", "rnn_cv_metrics", "rnn_cv_report"],
                 name="cross_validate_rnn",
             ),
             node(
                 cross_validate_naive_bayes,
-                ["mr_sentences", "params:rnn"],
+                ["mr_sentences", "params:rnn.baseline", "params:rnn.evaluation"],
                 ["naive_bayes_cv_metrics", "naive_bayes_cv_report"],
                 name="cross_validate_naive_bayes",
             ),

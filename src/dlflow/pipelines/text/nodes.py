@@ -21,9 +21,10 @@ from dlflow.text import Vocabulary, tokenize
 logger = logging.getLogger(__name__)
 
 
-def prepare_polarity(polarity: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """MR sentences with a seeded, label-stratified cross-validation fold per sentence."""
-    text: TextParams = parse("text", params)
+def prepare_polarity(polarity: pd.DataFrame, folds: int, fold_seed: int) -> pd.DataFrame:
+    """MR sentences with a seeded, label-stratified cross-validation fold per sentence
+    (``params:text.folds``, ``params:text.fold_seed``)."""
+    text: TextParams = parse("text", {"folds": folds, "fold_seed": fold_seed})
     return assign_folds(polarity, n_folds=text.folds, seed=text.fold_seed).reset_index(drop=True)
 
 
@@ -33,11 +34,16 @@ def build_text_corpus(
     movie_reviews: Callable[[], list[str]],
     brown: Callable[[], list[str]],
     user: Callable[[], list[str]],
-    params: dict[str, Any],
+    corpora: list[str],
+    corpus_repeats: dict[str, int],
+    max_corpus_sentences: int | None,
 ) -> pd.DataFrame:
     """The Word2Vec corpus: the sources named in ``text.corpora`` (each repeated
-    ``text.corpus_repeats`` times), read and tokenised with the one tokeniser."""
-    text: TextParams = parse("text", params)
+    ``text.corpus_repeats`` times, at most ``text.max_corpus_sentences`` sentences),
+    read and tokenised with the one tokeniser."""
+    text: TextParams = parse(
+        "text", {"corpora": corpora, "corpus_repeats": corpus_repeats, "max_corpus_sentences": max_corpus_sentences}
+    )
     sources = {
         "mr": lambda: mr_sentences["sentence"].tolist(),
         "subjectivity": subjectivity,
@@ -53,9 +59,9 @@ def build_text_corpus(
     return pd.DataFrame({"tokens": tokens})
 
 
-def build_vocabulary(text_corpus: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
-    """The shared vocabulary (``<pad>``=0, ``<unk>``=1, then by descending count), as JSON."""
-    vocabulary = parse("text", params).vocabulary
+def build_vocabulary(text_corpus: pd.DataFrame, vocabulary: dict[str, Any]) -> dict[str, Any]:
+    """The shared vocabulary (``<pad>``=0, ``<unk>``=1, then by descending count), as JSON (``params:text.vocabulary``)."""
+    vocabulary = parse("text", {"vocabulary": vocabulary}).vocabulary
     built = Vocabulary.build(text_corpus["tokens"], min_count=vocabulary.min_count, max_size=vocabulary.max_size)
     logger.info("Vocabulary: %d entries (min_count=%d)", len(built), vocabulary.min_count)
     return built.to_dict()

@@ -1,24 +1,24 @@
 """Tuning nodes: run a worker's trials, summarise and plot the study, take the best trial's model to the test set.
 
-Thin: the search (``dlflow.tuning``) and the training (the family's own
-``fit_cnn`` / ``fit_rnn_fold`` over the shared loop) live elsewhere. ``tune_<family>``
+Thin: the search (``dlflow.tuning``) and the training (the family's recipe in
+``dlflow.training.cnn`` / ``dlflow.training.rnn`` over the shared loop) live elsewhere. ``tune_<family>``
 returns the Optuna study itself (an in-memory data set), which the later nodes read.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from dlflow.config import RnnParams, TuningParams, parse
+from dlflow.config import CnnParams, RnnParams, TuningParams, parse
 
 if TYPE_CHECKING:
     import optuna
 
+    from dlflow.tracking.context import RunContext
     from dlflow.tuning.study import TrainFn
 
 logger = logging.getLogger(__name__)
@@ -30,15 +30,16 @@ def _run_study(
     tuning: dict[str, Any],
     train: TrainFn,
     wait: bool,
+    checkpoints: str,
+    run_context: RunContext,
     implicit: dict[str, Any] | None = None,
 ) -> optuna.Study:
     """Join (or create) the family's study and run this worker's trials; with ``wait``, also wait for the others'.
 
+    Trials log to child runs of this run, and checkpoint under ``<checkpoints>/tuning/<study>``.
     ``implicit``: dotted values the family uses without stating them (the CNN constructor's
     defaults), for the first trial that repeats the configured recipe.
     """
-    import mlflow
-
     from dlflow.tuning.space import overlay
     from dlflow.tuning.storage import make_storage, open_study, redacted, storage_url
     from dlflow.tuning.study import Objective, enqueue_configured_values, run_worker, wait_for_workers
@@ -54,14 +55,13 @@ def _run_study(
             f"{family}.training.processes must be 1 for tuning: each trial trains in its worker's process "
             "(run more workers to use more cores or machines, see README 'Hyperparameter tuning')"
         )
-    url = storage_url(tuning, mlflow.get_tracking_uri(), Path.cwd())
+    url = storage_url(tuning, run_context.tracking_uri, run_context.project_path)
     study = open_study(study_params, make_storage(url, tuning))
     if study_params.enqueue_defaults and not study.trials:
         enqueue_configured_values(study, study_params.space, overlay(params, implicit or {}))
-    tag_tuning_run(study.study_name, redacted(url))
+    tag_tuning_run(run_context.run_id, study.study_name, redacted(url))
     logger.info("Study %s on %s: %d trials so far", study.study_name, redacted(url), len(study.trials))
-    root = params["training"].get("checkpoint_dir")
-    objective = Objective(study_params, params, train, f"{root}/tuning/{study.study_name}" if root else None)
+    objective = Objective(study_params, params, train, f"{checkpoints}/tuning/{study.study_name}", run_context.run_id)
     timeout = study_params.timeout_minutes * 60 if study_params.timeout_minutes is not None else None
     run_worker(study, objective, study_params.n_trials, timeout)
     if wait:
@@ -76,19 +76,22 @@ def tune_cnn(
     class_names: list[str],
     cnn: dict[str, Any],
     tuning: dict[str, Any],
+    checkpoints: str,
+    run_context: RunContext,
     *,
     wait: bool = False,
 ) -> Any:
     """Run this worker's CNN trials on the cached split (``params:cnn`` under ``params:tuning``'s search); the study."""
-    from dlflow.pipelines.cnn.nodes import fit_cnn
+    from dlflow.training.cnn import fit_cnn
 
     def train(params: dict[str, Any], callbacks: list, checkpoint_dir: str | None) -> Any:
+        family: CnnParams = parse("cnn", params)
         return fit_cnn(
-            train_split, val_split, normalisation, class_names, params["model"], params["training"], params["augmentation"],
+            train_split, val_split, normalisation, class_names, family.model, family.training, family.augmentation,
             callbacks=callbacks, checkpoint_dir=checkpoint_dir,
         )  # fmt: skip
 
-    return _run_study("cnn", cnn, tuning, train, wait, implicit=_cnn_option_defaults(cnn))
+    return _run_study("cnn", cnn, tuning, train, wait, checkpoints, run_context, implicit=_cnn_option_defaults(cnn))
 
 
 def _cnn_option_defaults(cnn: dict[str, Any]) -> dict[str, Any]:
@@ -109,20 +112,28 @@ def _cnn_option_defaults(cnn: dict[str, Any]) -> dict[str, Any]:
 
 
 def tune_rnn(
-    encoded: dict[str, np.ndarray], embeddings: np.ndarray, rnn: dict[str, Any], tuning: dict[str, Any], *, wait: bool = False
+    encoded: dict[str, np.ndarray],
+    embeddings: np.ndarray,
+    class_names: list[str],
+    rnn: dict[str, Any],
+    tuning: dict[str, Any],
+    checkpoints: str,
+    run_context: RunContext,
+    *,
+    wait: bool = False,
 ) -> Any:
     """Run this worker's RNN trials: each trains with ``rnn.evaluation.test_fold`` held out and validates
     on a slice of the other folds; the study."""
-    from dlflow.pipelines.rnn.nodes import fit_rnn_fold
     from dlflow.training import MlflowEpochLogger, TrainConfig
+    from dlflow.training.rnn import fit_rnn_fold
 
     def train(params: dict[str, Any], callbacks: list, checkpoint_dir: str | None) -> Any:
         family: RnnParams = parse("rnn", params)
         config = TrainConfig(**family.training.model_dump() | {"checkpoint_dir": checkpoint_dir})
         callbacks = [MlflowEpochLogger(samples="sentences") if isinstance(c, MlflowEpochLogger) else c for c in callbacks]
-        return fit_rnn_fold(encoded, embeddings, family, family.evaluation.test_fold, config, callbacks)
+        return fit_rnn_fold(encoded, embeddings, family, family.evaluation.test_fold, config, callbacks, len(class_names))
 
-    return _run_study("rnn", rnn, tuning, train, wait)
+    return _run_study("rnn", rnn, tuning, train, wait, checkpoints, run_context)
 
 
 def summarise_study(study: Any, tuning: dict[str, Any], *, family: str) -> tuple[pd.DataFrame, dict[str, Any], dict]:
@@ -166,37 +177,46 @@ def select_best_model(study: Any, family_params: dict[str, Any], *, family: str)
 def predict_tuned_cnn(
     model: Any, test_split: pd.DataFrame, normalisation: dict[str, float], tuned: dict[str, Any]
 ) -> pd.DataFrame:
-    """The tuned CNN's test predictions, with the tuned evaluation settings (``predict_cnn``)."""
-    from dlflow.pipelines.cnn.nodes import predict_cnn
+    """The tuned CNN's test predictions, with the tuned evaluation settings."""
+    from dlflow.training.cnn import predict_cnn
 
-    return predict_cnn(model, test_split, normalisation, tuned["training"], tuned["augmentation"])
+    cnn: CnnParams = parse("cnn", tuned)
+    return predict_cnn(model, test_split, normalisation, cnn.training.eval_batch_size, cnn.augmentation.flip_test_time)
 
 
 def package_tuned_cnn(
     model: Any, normalisation: dict[str, float], class_names: list[str], test_split: pd.DataFrame, tuned: dict[str, Any]
 ) -> dict[str, Any]:
-    """The tuned CNN, servable (``package_cnn``)."""
-    from dlflow.pipelines.cnn.nodes import package_cnn
+    """The tuned CNN, servable, packaged as the ``cnn`` pipeline packages its model."""
+    from dlflow.serving.packaging import image_classifier_package
+    from dlflow.sources.image_table import IMAGE_SHAPE
 
-    return package_cnn(model, normalisation, class_names, test_split, tuned["model"], tuned["augmentation"])
+    cnn: CnnParams = parse("cnn", tuned)
+    return image_classifier_package(
+        model, normalisation, class_names, test_split,
+        architecture=cnn.model.architecture, options=cnn.model.options,
+        flip_test_time=cnn.augmentation.flip_test_time, image_shape=IMAGE_SHAPE,
+    )  # fmt: skip
 
 
 def predict_tuned_rnn(model: Any, encoded: dict[str, np.ndarray], tuned: dict[str, Any]) -> pd.DataFrame:
     """The tuned RNN's predictions on the held-out fold ``rnn.evaluation.test_fold`` (never seen by a trial)."""
-    import torch
-
-    from dlflow.training import predict
+    from dlflow.training.rnn import predict_fold
 
     rnn: RnnParams = parse("rnn", tuned)
-    rows = np.flatnonzero(encoded["folds"] == rnn.evaluation.test_fold)
-    features = (torch.from_numpy(encoded["ids"][rows]), torch.from_numpy(encoded["lengths"][rows]))
-    probabilities = predict(model, features, batch_size=rnn.training.eval_batch_size, device="cpu").numpy()
-    return pd.DataFrame(
-        {
-            "row": rows,
-            "fold": rnn.evaluation.test_fold,
-            "label": encoded["labels"][rows].astype(np.uint8),
-            "prediction": probabilities.argmax(1).astype(np.uint8),
-            "probabilities": list(probabilities.astype(np.float32)),
-        }
-    )
+    return predict_fold(model, encoded, rnn.evaluation.test_fold, rnn.training.eval_batch_size)
+
+
+def package_tuned_rnn(
+    model: Any,
+    text_vocabulary: dict,
+    mr_sentences: pd.DataFrame,
+    predictions: pd.DataFrame,
+    class_names: list[str],
+    tuned: dict[str, Any],
+) -> dict[str, Any]:
+    """The tuned RNN, servable, packaged as the ``rnn`` pipeline packages its model."""
+    from dlflow.serving.packaging import sentence_classifier_package
+
+    rnn: RnnParams = parse("rnn", tuned)
+    return sentence_classifier_package(model, text_vocabulary, mr_sentences, predictions, class_names, rnn.max_length)

@@ -5,17 +5,16 @@ the best trial's model on the test set → the shared evaluation and registratio
 the report of the study so far, without touching the test set.
 """
 
-from functools import partial, update_wrapper
-
 from kedro.pipeline import Pipeline, node, pipeline
 
 from dlflow.pipelines import evaluation, ingestion, registration, text, word2vec
 from dlflow.pipelines.cnn.pipeline import create_training_pipeline as create_cnn_pipeline
-from dlflow.pipelines.rnn.nodes import package_rnn
 from dlflow.pipelines.rnn.pipeline import create_classifier_pipeline as create_rnn_classifier_pipeline
+from dlflow.pipelines.wiring import bound
 
 from .nodes import (
     package_tuned_cnn,
+    package_tuned_rnn,
     plot_study,
     predict_tuned_cnn,
     predict_tuned_rnn,
@@ -26,11 +25,6 @@ from .nodes import (
 )
 
 PLOTS = ("optimization_history", "parallel_coordinate", "param_importances")
-
-
-def _bound(func, **kwargs):
-    """``func`` with keyword arguments fixed, keeping its name for Kedro."""
-    return update_wrapper(partial(func, **kwargs), func)
 
 
 def _preprocessing(family: str) -> Pipeline:
@@ -44,14 +38,14 @@ def _preprocessing(family: str) -> Pipeline:
 def _trials(family: str, wait: bool) -> Pipeline:
     inputs = {
         "cnn": ["cnn_train_split", "cnn_val_split", "cnn_normalisation", "image_class_names", "params:cnn", "params:tuning"],
-        "rnn": ["rnn_encoded_sentences", "rnn_initial_embeddings", "params:rnn", "params:tuning"],
-    }[family]
+        "rnn": ["rnn_encoded_sentences", "rnn_initial_embeddings", "text_class_names", "params:rnn", "params:tuning"],
+    }[family] + [f"{family}_checkpoints", "run_context"]
     tune = {"cnn": tune_cnn, "rnn": tune_rnn}[family]
     return pipeline(
         [
-            node(_bound(tune, wait=wait), inputs, f"{family}_tuning_study", name=f"tune_{family}", tags="tuning"),
+            node(bound(tune, wait=wait), inputs, f"{family}_tuning_study", name=f"tune_{family}", tags="tuning"),
             node(
-                _bound(summarise_study, family=family),
+                bound(summarise_study, family=family),
                 [f"{family}_tuning_study", "params:tuning"],
                 [f"{family}_tuning_trials", f"{family}_tuning_best", f"{family}_tuning_metrics"],
                 name=f"summarise_{family}_study",
@@ -68,7 +62,7 @@ def _trials(family: str, wait: bool) -> Pipeline:
 
 def _best_to_test(family: str) -> Pipeline:
     best = node(
-        _bound(select_best_model, family=family),
+        bound(select_best_model, family=family),
         [f"{family}_tuning_study", f"params:{family}"],
         [f"{family}_tuned_model", f"{family}_tuned_params", f"{family}_tuned_training_history"],
         name=f"select_best_{family}",
@@ -85,7 +79,8 @@ def _best_to_test(family: str) -> Pipeline:
         nodes = [
             node(predict_tuned_rnn, ["rnn_tuned_model", "rnn_encoded_sentences", "rnn_tuned_params"],
                  "rnn_tuned_test_predictions", name="predict_tuned_rnn"),
-            node(package_rnn, ["rnn_tuned_model", "text_vocabulary", "mr_sentences", "rnn_tuned_test_predictions", "params:rnn.max_length"],
+            node(package_tuned_rnn, ["rnn_tuned_model", "text_vocabulary", "mr_sentences", "rnn_tuned_test_predictions",
+                                     "text_class_names", "rnn_tuned_params"],
                  "rnn_tuned_package", name="package_tuned_rnn"),
         ]  # fmt: skip
         class_names = "text_class_names"

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dlflow.config import Word2VecParams, Word2VecTrainingParams, parse
 from dlflow.sources.download import file_digest
 from dlflow.text import SPECIALS, Vocabulary
 from dlflow.tracking.records import mlflow_metrics
@@ -26,7 +25,7 @@ def train_word_vectors(text_corpus: pd.DataFrame, text_vocabulary: dict, params:
     from dlflow.training.callbacks import MlflowProgressLogger
     from dlflow.training.word2vec import Word2VecConfig, train_word2vec
 
-    training = Word2VecTrainingParams.model_validate(params)
+    training = Word2VecConfig.model_validate(params)
     vocabulary = Vocabulary.from_dict(text_vocabulary)
     ids, offsets = vocabulary.encode_corpus(text_corpus["tokens"])
     corpus_tokens = int(text_corpus["tokens"].map(len).sum())
@@ -34,7 +33,7 @@ def train_word_vectors(text_corpus: pd.DataFrame, text_vocabulary: dict, params:
         ids,
         offsets,
         vocabulary.counts,
-        Word2VecConfig(**training.model_dump()),
+        training,
         corpus_tokens=corpus_tokens,
         on_progress=MlflowProgressLogger(prefix="word2vec_"),
     )
@@ -63,15 +62,15 @@ def word2vec_training_metrics(training_report: dict) -> dict[str, dict[str, floa
 
 
 def evaluate_word_vectors(
-    word_vectors: dict[str, Any], analogies: str, wordsim353: str, simlex999: str, params: dict[str, Any]
+    word_vectors: dict[str, Any], analogies: str, wordsim353: str, simlex999: str, analogy_restrict_vocab: int
 ) -> tuple[dict, dict[str, dict[str, float]], dict[str, float]]:
-    """Analogy accuracy and word-similarity correlations, each with its out-of-vocabulary rate."""
+    """Analogy accuracy (over the ``params:word2vec.analogy_restrict_vocab`` most frequent words) and
+    word-similarity correlations, each with its out-of-vocabulary rate."""
     from dlflow.evaluation.word_vectors import analogy_accuracy, similarity_spearman
 
-    w2v: Word2VecParams = parse("word2vec", params)
     words, vectors = word_vectors["words"], np.asarray(word_vectors["vectors"])
     report = {
-        "analogy": analogy_accuracy(words, vectors, analogies, restrict_vocab=w2v.analogy_restrict_vocab),
+        "analogy": analogy_accuracy(words, vectors, analogies, restrict_vocab=analogy_restrict_vocab),
         "wordsim353": similarity_spearman(words, vectors, wordsim353),
         "simlex999": similarity_spearman(words, vectors, simlex999),
     }
@@ -87,15 +86,15 @@ def evaluate_word_vectors(
     return report, mlflow_metrics(scores), scores
 
 
-def describe_word_vectors(word_vectors: dict[str, Any], params: dict[str, Any]) -> tuple[dict, Any]:
-    """Nearest neighbours of the probe words and a PCA map of the most frequent words."""
+def describe_word_vectors(word_vectors: dict[str, Any], probes: list[str], map_words: int) -> tuple[dict, Any]:
+    """Nearest neighbours of the probe words (``params:word2vec.probes``) and a PCA map of the
+    ``params:word2vec.map_words`` most frequent words."""
     from dlflow.evaluation.word_vectors import nearest_neighbours, plot_embedding_map
 
-    w2v: Word2VecParams = parse("word2vec", params)
     words, vectors = word_vectors["words"], np.asarray(word_vectors["vectors"])
-    neighbours = nearest_neighbours(words, vectors, [p for p in w2v.probes if p in set(words)], k=10)
+    neighbours = nearest_neighbours(words, vectors, [p for p in probes if p in set(words)], k=10)
     report = {probe: [{"word": w, "cosine": round(float(c), 4)} for w, c in found] for probe, found in neighbours.items()}
-    return report, plot_embedding_map(words, vectors, n=w2v.map_words)
+    return report, plot_embedding_map(words, vectors, n=map_words)
 
 
 def package_word_vectors(word_vectors: dict[str, Any], analogies: str, wordsim353: str, simlex999: str) -> dict[str, Any]:

@@ -42,20 +42,20 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 evaluate_word_vectors,
-                ["word2vec_vectors", *BENCHMARKS, "params:word2vec"],
+                ["word2vec_vectors", *BENCHMARKS, "params:word2vec.analogy_restrict_vocab"],
                 ["metrics", "test_metrics", "scores"],
                 name="evaluate_word_vectors",
             )
         ],
         namespace="word2vec",  # word2vec.metrics, ... like the classifiers' shared evaluation
         inputs={"word2vec_vectors", *BENCHMARKS},
-        parameters={"params:word2vec"},
+        parameters={"params:word2vec.analogy_restrict_vocab"},
     )
     describe = pipeline(
         [
             node(
                 describe_word_vectors,
-                ["word2vec_vectors", "params:word2vec"],
+                ["word2vec_vectors", "params:word2vec.probes", "params:word2vec.map_words"],
                 ["word2vec_neighbours", "word2vec_map_plot"],
                 name="describe_word_vectors",
             ),
