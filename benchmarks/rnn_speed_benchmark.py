@@ -20,7 +20,7 @@ random word vectors (speed does not depend on their values):
                             (``rnn.model.bf16: null``, the default now; on a CPU
                             without native bf16 it is the float32 row again).
 
-2. ``cross_validate_rnn`` over all 10 folds, ``--fold-epochs`` epochs each: the folds one after
+2. ``dlflow.training.rnn.cross_validate`` (the ``cross_validate_rnn`` node's work) over all 10 folds, ``--fold-epochs`` epochs each: the folds one after
    the other in this process (``rnn.evaluation.workers=1``, every core) against
    one worker process per core (the default), with the two runs' accuracies
    checked equal.
@@ -101,17 +101,24 @@ def time_epochs(encoded: dict, vocab_size: int, rnn: dict, *, compact: bool, fus
 
 
 def time_folds(encoded: dict, vocab_size: int, rnn: dict, workers: int | None, epochs: int) -> dict:
-    """All 10 folds, ``epochs`` epochs each, through ``cross_validate_rnn``."""
-    from dlflow.pipelines.rnn.nodes import cross_validate_rnn
+    """All 10 folds, ``epochs`` epochs each, through ``dlflow.training.rnn.cross_validate`` (what the
+    ``cross_validate_rnn`` node runs)."""
+    from dlflow.config import RnnRecipe
+    from dlflow.training import TrainConfig
+    from dlflow.training.rnn import cross_validate
 
-    params = rnn | {
-        "evaluation": rnn["evaluation"] | {"workers": workers},
-        "training": rnn["training"] | {"epochs": epochs, "checkpoint_dir": None, "progress": False},
-    }
+    recipe = RnnRecipe.model_validate(
+        {name: rnn[name] for name in ("model", "adversarial") if name in rnn}
+        | {
+            "evaluation": rnn["evaluation"] | {"workers": workers},
+            "training": rnn["training"] | {"epochs": epochs, "progress": False},
+        }
+    )
     embeddings = torch.randn(vocab_size, 100, generator=torch.Generator().manual_seed(0)).numpy()
+    folds = sorted(set(encoded["folds"].tolist()))
     started = time.perf_counter()
-    *_, report = cross_validate_rnn(encoded, embeddings, params)
-    return {"wall_seconds": time.perf_counter() - started, "fold_accuracy": report["fold_accuracy"]}
+    outcomes = cross_validate(encoded, embeddings, recipe, folds, TrainConfig(**recipe.training.model_dump()), 2, None, None)
+    return {"wall_seconds": time.perf_counter() - started, "fold_accuracy": {str(o.fold): o.accuracy for o in outcomes}}
 
 
 def main() -> None:
