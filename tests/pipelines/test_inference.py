@@ -17,8 +17,8 @@ from kedro.framework.startup import bootstrap_project
 from kedro.io import DatasetError
 from mlflow.tracking import MlflowClient
 
-from dlflow.sources.idx import read_idx, write_idx
 from dlflow.io import ImagesFileDataset, SentencesFileDataset
+from dlflow.sources.idx import read_idx, write_idx
 from tests.conftest import commit_project, copy_project, run_pipeline
 from tests.mlflow_queries import pipeline_filter
 
@@ -149,11 +149,26 @@ def test_rnn_champion_scores_a_text_file_and_a_sentence_table(registered_project
 
 
 def test_missing_model_or_alias_says_how_to_fix_it(registered_project: Path) -> None:
-    with pytest.raises(LookupError, match=r"No registered model 'nope'.*kedro run --pipeline cnn"):
+    # the catalog entries cnn_champion / rnn_champion raise them; Kedro names the entry in a DatasetError
+    with pytest.raises(DatasetError, match=r"cnn_champion: No registered model 'nope'.*kedro run --pipeline cnn") as error:
         run_pipeline("inference_cnn", **{"inference.cnn.model_name": "nope"})
+    assert isinstance(error.value.__cause__, LookupError)
     no_alias = r"'dlflow-rnn-mr-test' has no alias 'gold' \(its aliases: champion \(version 1\)\)"
-    with pytest.raises(LookupError, match=no_alias + r".*kedro run --pipeline rnn.*inference\.rnn\.alias"):
+    with pytest.raises(DatasetError, match=no_alias + r".*kedro run --pipeline rnn.*inference\.rnn\.alias") as error:
         run_pipeline("inference_rnn", **{"inference.rnn.alias": "gold"})
+    assert isinstance(error.value.__cause__, LookupError)
+
+    # the alias set in one place only (the parameters, not the catalog entry rnn_champion): stopped, both named
+    parameters = registered_project / "conf" / "test" / "parameters_inference.yml"
+    original = parameters.read_text()
+    changed = original.replace("dlflow-rnn-mr-test\n    alias: champion", "dlflow-rnn-mr-test\n    alias: challenger")
+    assert changed != original
+    parameters.write_text(changed)
+    try:
+        with pytest.raises(ValueError, match=r"name models:/dlflow-rnn-mr-test@challenger, but the catalog entry rnn_champion"):
+            run_pipeline("inference_rnn")
+    finally:
+        parameters.write_text(original)
 
 
 def test_bad_input_or_parameters_stop_before_scoring(registered_project: Path) -> None:

@@ -6,24 +6,23 @@ kedro run --pipeline inference_rnn --params sentences_path=/data/reviews.txt,inf
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import check_input, load_cnn_model, load_rnn_model, predict_images, predict_sentences
+from .nodes import check_input, predict_images, predict_sentences
 
 
-def _inference_pipeline(family: str, load_model, predict, predict_name: str) -> Pipeline:
-    """Load ``models:/<name>@<alias>``, check the input against its signature, then predict."""
-    model, info = f"{family}_inference_model", f"{family}_inference_model_info"
+def _inference_pipeline(family: str, predict, predict_name: str) -> Pipeline:
+    """Check the input against ``<family>_champion``'s signature (the catalog loads the model), then predict."""
+    champion, checked, params = f"{family}_champion", f"{family}_inference_checked_input", f"params:inference.{family}"
     return pipeline(
         [
-            node(load_model, f"params:inference.{family}", [model, info], name=f"load_{family}_model"),
             node(
                 check_input,
-                [f"{family}_inference_input", model, info],
-                f"{family}_inference_checked_input",
+                [f"{family}_inference_input", champion, f"{params}.model_name", f"{params}.alias"],
+                checked,
                 name=f"check_{family}_input",
             ),
             node(
                 predict,
-                [model, f"{family}_inference_checked_input", info, f"params:inference.{family}"],
+                [checked, champion, f"{params}.batch_size"],
                 f"{family}_inference_predictions",
                 name=predict_name,
             ),
@@ -33,9 +32,9 @@ def _inference_pipeline(family: str, load_model, predict, predict_name: str) -> 
 
 def create_cnn_pipeline(**kwargs) -> Pipeline:
     """Images (IDX or parquet ``pixels``) → class predictions from the registered CNN."""
-    return _inference_pipeline("cnn", load_cnn_model, predict_images, "predict_images")
+    return _inference_pipeline("cnn", predict_images, "predict_images")
 
 
 def create_rnn_pipeline(**kwargs) -> Pipeline:
     """Sentences (text lines or parquet ``sentence``) → polarity predictions from the registered RNN."""
-    return _inference_pipeline("rnn", load_rnn_model, predict_sentences, "predict_sentences")
+    return _inference_pipeline("rnn", predict_sentences, "predict_sentences")
