@@ -9,6 +9,7 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
+from dlflow.sources.naming import dataset_name
 from dlflow.tracking.hooks import (
     LineageHook,
     RunContextHook,
@@ -56,6 +57,7 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {
         "dlflow.tracking_uri": lambda: tracking_uri(),
         "dlflow.artifact_location": lambda: artifact_location(),
+        "dlflow.dataset_name": lambda source, path=None: dataset_name(source, path),  # dlflow.sources.naming
     },
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
