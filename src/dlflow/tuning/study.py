@@ -90,19 +90,19 @@ class Objective:
         original = retry_of(trial)  # a retry resumes the killed trial's epochs from its checkpoint
         original = trial.number if original is None else original
         checkpoint_dir = f"{self.checkpoint_root}/trial-{original}" if self.checkpoint_root else None
-        with child_run(trial, self.study.study_name, values, self.parent_run_id):
-            try:
+        try:
+            with child_run(trial, self.study.study_name, values, self.parent_run_id):
                 result = self.train(params, [MlflowEpochLogger(), PruningCallback(trial, self.study.metric)], checkpoint_dir)
-            except Exception as error:
-                if checkpoint_dir is not None:  # pruned or failed: nothing half-done is trusted later
-                    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-                if not isinstance(error, optuna.TrialPruned):
-                    self.failures_in_a_row, self.last_error = self.failures_in_a_row + 1, repr(error)
-                raise
-            self.failures_in_a_row = 0
-            value = trial_value(result, self.study.metric, params["training"].get("early_stopping_patience") is not None)
-            log_trial_result(f"trial_{self.study.metric}", value, result.model)
-            trial.set_user_attr("history", [vars(record) for record in result.history])
+                value = trial_value(result, self.study.metric, params["training"].get("early_stopping_patience") is not None)
+                log_trial_result(f"trial_{self.study.metric}", value, result.model)
+                trial.set_user_attr("history", [vars(record) for record in result.history])
+        except Exception as error:  # anywhere in the trial, its run included: counted, so a broken setup stops the worker
+            if checkpoint_dir is not None:  # pruned or failed: nothing half-done is trusted later
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+            if not isinstance(error, optuna.TrialPruned):
+                self.failures_in_a_row, self.last_error = self.failures_in_a_row + 1, repr(error)
+            raise
+        self.failures_in_a_row = 0
         if checkpoint_dir is not None:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the model is in the child run now
         return value

@@ -30,7 +30,8 @@ MLFLOW_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
 @contextlib.contextmanager
 def child_run(trial: optuna.Trial, study_name: str, values: dict[str, Any], parent_run_id: str | None) -> Iterator[None]:
-    """A child MLflow run of ``parent_run_id`` (None: a top-level run) for ``trial`` while the block runs;
+    """A child MLflow run of ``parent_run_id`` (None: of the active run if there is one, else a top-level run)
+    for ``trial`` while the block runs;
     its state follows the block's outcome.
 
     Returning normally: complete; ``optuna.TrialPruned``: pruned; any other exception: failed.
@@ -48,7 +49,7 @@ def child_run(trial: optuna.Trial, study_name: str, values: dict[str, Any], pare
     retried = retry_of(trial)
     if retried is not None:
         tags["optuna.retry_of_trial"] = str(retried)
-    run = mlflow.start_run(run_name=f"trial-{trial.number}", nested=parent_run_id is not None, tags=tags)
+    run = mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, tags=tags)  # no run active: a top-level run
     trial.set_user_attr(RUN_ID_ATTR, run.info.run_id)
     state = "FAIL"
     try:
