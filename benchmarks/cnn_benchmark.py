@@ -81,10 +81,10 @@ VARIANTS = {
 #: Nodes by phase, for the breakdown.
 PHASES = {
     "ingestion + preprocessing": (
-        "list_class_names",
-        "validate_train_images",
-        "validate_test_images",
+        "ingest_images",
+        "find_image_leakage",
         "summarise_image_data",
+        "log_image_data_metrics",
         "split_train_validation",
         "select_test_images",
         "compute_normalisation",

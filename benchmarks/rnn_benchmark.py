@@ -42,7 +42,7 @@ from harness import AVX2_ENV, REPO, add_emulate_avx2_argument, describe_machine,
 #: Kim (2014), Table 2, MR column (10-fold cross-validation).
 KIM_2014 = {"CNN-rand": 76.1, "CNN-static": 81.0, "CNN-non-static": 81.5, "NBSVM-bi": 79.4, "MNB": 77.9}
 PHASES = {
-    "text preprocessing": ("prepare_polarity", "build_text_corpus", "build_vocabulary", "encode_polarity"),
+    "text preprocessing": ("prepare_labelled_sentences", "build_text_corpus", "build_vocabulary", "encode_labelled_sentences"),
     "word2vec": ("train_word2vec", "log_word2vec_training", "build_embedding_matrix"),
     "rnn folds": ("cross_validate_rnn",),
     "naive bayes folds": ("cross_validate_naive_bayes",),

@@ -59,7 +59,7 @@ def encoded_mr(mirror: Path, workdir: Path) -> tuple[dict[str, np.ndarray], int]
     os.environ |= {"MLFLOW_TRACKING_URI": tracking_uri, "DLFLOW_DATA_MIRROR": str(mirror), "KEDRO_DISABLE_TELEMETRY": "true"}
     bootstrap_project(project)
     with KedroSession.create(project_path=project) as session:
-        outputs = session.run(pipeline_names=["rnn"], to_nodes=["encode_polarity"])
+        outputs = session.run(pipeline_names=["rnn"], to_nodes=["encode_labelled_sentences"])
     (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
     vocabulary = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/preprocessing/vocabulary.json")
     return outputs["rnn_encoded_sentences"].load(), len(vocabulary["specials"]) + len(vocabulary["words"])

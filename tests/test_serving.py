@@ -7,6 +7,8 @@ server is a subprocess on a free port of 127.0.0.1 and is always killed.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import signal
@@ -22,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
+from dlflow.sources.idx import read_idx
 from tests.pipelines.test_inference import (
     CNN_MODEL,
     CNN_PREDICTIONS,
@@ -178,10 +182,43 @@ def test_served_cnn_refuses_garbage_with_400_saying_what_it_expects(cnn_server: 
         bad[0, 0, 0] = value
         message = refusal(cnn_server, json.dumps({"inputs": bad.tolist()}))
         assert shown in message and "0-255" in message, message
-    # strings: MLflow's own input parsing (the float32 signature) refuses them before the model sees them
-    assert "could not convert string to float" in refusal(cnn_server, {"inputs": [[["a"] * 28] * 28]})
+    # strings that are not image files: the model says what it takes
+    message = refusal(cnn_server, {"inputs": [[["a"] * 28] * 28]})
+    assert "not numeric" in message and "base64-encoded image files" in message
     answers = invoke(cnn_server, {"inputs": image.astype(int).tolist()})  # integers are fine
     assert len(answers) == 1 and answers[0]["label_name"]
+
+
+def png_base64(image: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(image.astype(np.uint8)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_served_cnn_answers_base64_png_files_as_it_answers_their_pixels(data_mirror: Path, cnn_server: str) -> None:
+    images = read_idx(data_mirror / "fashion-mnist" / "t10k-images-idx3-ubyte.gz")[:4]
+    pixels = pd.DataFrame(invoke(cnn_server, {"inputs": images.tolist()}))
+    files = [png_base64(image) for image in images]
+    for body in (
+        {"dataframe_split": {"columns": ["image"], "data": [[f] for f in files]}},
+        {"inputs": {"image": files}},
+    ):
+        answers = pd.DataFrame(invoke(cnn_server, body))
+        assert answers["label_name"].tolist() == pixels["label_name"].tolist(), body.keys()
+        assert answers["probability"].to_numpy() == pytest.approx(pixels["probability"].to_numpy(), abs=1e-6)
+
+    # a photo-sized colour JPEG is decoded to the model's 28x28 grey input
+    photo = np.asarray(Image.fromarray(images[0]).convert("RGB").resize((96, 96)))
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="JPEG")
+    (answer,) = invoke(cnn_server, {"dataframe_records": [{"image": base64.b64encode(buffer.getvalue()).decode()}]})
+    assert answer["label_name"] and 0.1 <= answer["probability"] <= 1.0
+
+    # a corrupt file is refused with 400, naming its row and what is wrong
+    truncated = base64.b64encode(base64.b64decode(files[1])[:60]).decode()
+    message = refusal(cnn_server, {"dataframe_split": {"columns": ["image"], "data": [[files[0]], [truncated], ["%%%"]]}})
+    assert "row 1: corrupt or truncated PNG data" in message and "row 2: not base64" in message, message
+    assert "row 0" not in message
 
 
 def test_served_rnn_refuses_empty_or_non_string_sentences_with_400(rnn_server: str) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PositiveInt,
@@ -91,13 +92,44 @@ class ImageDataParams(StrictModel):
 
 
 class CnnModelParams(StrictModel):
+    """The architecture and its constructor's options; the input channels and size come from the data."""
+
     architecture: str
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("options")
+    @classmethod
+    def _data_decides_the_input(cls, options: dict[str, Any]) -> dict[str, Any]:
+        taken = sorted({"num_classes", "in_channels", "image_size"} & set(options))
+        if taken:
+            raise ValueError(
+                f"{', '.join(taken)} come from the image table (its classes, channels and size), not from "
+                "cnn.model.options: remove them, and set the ingestion's size and channels to change the input"
+            )
+        return options
+
+
+#: Image sources whose classes survive a left-right mirror. A flip turns one digit or letter into
+#: another (MNIST, scanned forms), so flips are on by default for these sources only.
+MIRROR_SAFE_SOURCES = frozenset({"fashion_mnist"})
+
 
 class AugmentationParams(StrictModel):
-    horizontal_flip: bool = False
-    flip_test_time: bool = False
+    """Flip augmentations: random left-right flips of training batches, and test-time averaging over
+    each image and its mirror. ``None`` (the default): on for the sources in ``MIRROR_SAFE_SOURCES``
+    (Fashion-MNIST), off for every other source; ``true``/``false`` decide for any source.
+    ``resolved(image_source)`` gives the values a run uses."""
+
+    horizontal_flip: bool | None = None
+    flip_test_time: bool | None = None
+
+    def resolved(self, image_source: str) -> AugmentationParams:
+        """These settings for ``image_source``: every ``None`` replaced by that source's default."""
+        default = image_source in MIRROR_SAFE_SOURCES
+        return AugmentationParams(
+            horizontal_flip=default if self.horizontal_flip is None else self.horizontal_flip,
+            flip_test_time=default if self.flip_test_time is None else self.flip_test_time,
+        )
 
 
 class RegistrationParams(StrictModel):
@@ -175,19 +207,130 @@ class VocabularyParams(StrictModel):
     max_size: int | None = Field(default=None, ge=10)
 
 
-CorpusName = Literal["mr", "subjectivity", "movie_reviews", "brown", "user"]
+#: ``labelled``: the labelled sentences themselves (MR's, or the user's table with ``text_source=table``).
+CorpusName = Literal["labelled", "subjectivity", "movie_reviews", "brown", "user"]
 
 
 class TextParams(StrictModel):
-    """Shared text preprocessing: folds of the MR data, the Word2Vec corpus, the vocabulary."""
+    """Shared text preprocessing: folds of the labelled sentences, the Word2Vec corpus, the vocabulary."""
 
     folds: int = Field(default=10, ge=2, le=20)
     fold_seed: int = 42
-    corpora: list[CorpusName] = Field(default=["mr", "subjectivity", "movie_reviews", "brown"], min_length=1)
+    corpora: list[CorpusName] = Field(default=["labelled", "subjectivity", "movie_reviews", "brown"], min_length=1)
     # times a corpus' sentences enter the Word2Vec corpus (in-domain text weighs more); default 1
     corpus_repeats: dict[CorpusName, PositiveInt] = Field(default_factory=dict)
     max_corpus_sentences: int | None = Field(default=None, ge=100)
     vocabulary: VocabularyParams = VocabularyParams()
+
+
+class LabelledTextParams(StrictModel):
+    """Where the labelled sentences come from: top-level runtime parameters, which the catalog's
+    ``labelled_text_raw`` reads too (``kedro run --pipeline rnn --params text_source=table,labelled_text=f.csv``).
+
+    ``text_source``: ``mr`` (MR sentence polarity, fetched) or ``table`` (the CSV, TSV, parquet or
+    JSON Lines file ``labelled_text``, its columns ``text_column`` and ``label_column``, decoded as
+    ``labelled_text_encoding``; null: utf-8, MR's latin-1).
+    """
+
+    text_source: Literal["mr", "table"] = "mr"
+    labelled_text: str | None = None
+    text_column: str = Field(default="text", min_length=1)
+    label_column: str = Field(default="label", min_length=1)
+    labelled_text_encoding: str | None = None
+
+    @field_validator("labelled_text", "text_column", "label_column", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        """``--params text_column=2`` arrives as the number 2: a column or file name is text."""
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+    @field_validator("labelled_text_encoding")
+    @classmethod
+    def _known_encoding(cls, encoding: str | None) -> str | None:
+        import codecs
+
+        if encoding is not None:
+            try:
+                codecs.lookup(encoding)
+            except LookupError:
+                raise ValueError(f"unknown text encoding {encoding!r} (try utf-8, latin-1, cp1252 or utf-16)") from None
+        return encoding
+
+    @model_validator(mode="after")
+    def _a_table_needs_a_file(self) -> LabelledTextParams:
+        if self.text_source == "table" and not self.labelled_text:
+            raise ValueError("text_source=table reads the file labelled_text: add --params labelled_text=/path/to/file")
+        if self.text_source == "mr" and self.labelled_text:
+            raise ValueError(
+                f"labelled_text ({self.labelled_text}) is read only with text_source=table; add --params text_source=table"
+            )
+        if self.text_column == self.label_column:
+            raise ValueError(f"text_column and label_column are both {self.text_column!r}: they name two columns")
+        return self
+
+
+class ImageSourceParams(StrictModel):
+    """Where the images come from: top-level runtime parameters, which the catalog's ``image_raw`` reads too
+    (``kedro run --pipeline cnn --params image_source=folder,images_dir=/path/to/images``).
+
+    ``image_source``: a registered data set (``fashion_mnist``, ``mnist``: IDX files, fetched) or
+    ``folder`` (the class folders of ``images_dir``, read as the ``images`` block says).
+    """
+
+    image_source: str = "fashion_mnist"
+    images_dir: str | None = None
+
+    @field_validator("images_dir", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        """``--params images_dir=2024`` arrives as the number 2024: a folder name is text."""
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _a_folder_needs_a_path(self) -> ImageSourceParams:
+        """(An unknown registered source is refused by the catalog's ``image_raw``, which lists the known ones.)"""
+        if self.image_source == "folder" and not self.images_dir:
+            raise ValueError("image_source=folder reads the folder images_dir: add --params images_dir=/path/to/images")
+        if self.image_source != "folder":
+            if self.images_dir:
+                raise ValueError(
+                    f"images_dir ({self.images_dir}) is read only with image_source=folder; add --params image_source=folder"
+                )
+        return self
+
+
+def _image_size(value: Any) -> Any:
+    """``64`` (a square), ``"64x48"`` (``--params images.image_size=64x48``) or ``[64, 48]``: (height, width)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if isinstance(value, str):
+        parts = value.lower().replace(" ", "").split("x")
+        if len(parts) == 2 and all(part.isdigit() for part in parts):
+            return (int(parts[0]), int(parts[1]))
+        raise ValueError(f"give the size as height x width, e.g. 64x48, or one number for a square; got {value!r}")
+    return value
+
+
+class ImagesParams(StrictModel):
+    """``images`` (conf/*/parameters_images.yml): how ingestion reads a folder of images (``image_source=folder``).
+
+    ``image_size`` (height, width) and ``channels`` (1 grey, 3 RGB) default to the data's: the most
+    common size, and RGB when any image is in colour. ``resize`` fits other sizes: ``stretch``, ``pad``
+    (letter-boxed) or ``crop`` (centre). Without a test/ folder ``test_fraction`` of the distinct images
+    is held out, stratified and seeded by ``split_seed``. ``on_bad_file``: ``fail`` stops on corrupt,
+    truncated, empty or non-image files, listing them; ``skip`` leaves them out and lists them in MLflow.
+    ``workers``: decoding processes (null: one per core).
+    """
+
+    image_size: Annotated[
+        tuple[Annotated[int, Field(ge=1, le=65535)], Annotated[int, Field(ge=1, le=65535)]] | None, BeforeValidator(_image_size)
+    ] = None
+    channels: Literal[1, 3] | None = None
+    resize: Literal["stretch", "pad", "crop"] = "stretch"
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    split_seed: int = 42
+    on_bad_file: Literal["fail", "skip"] = "fail"
+    workers: int | None = Field(default=None, ge=1)
 
 
 class Word2VecTrainingParams(StrictModel):
@@ -269,12 +412,21 @@ class RnnModelParams(StrictModel):
 
 
 class RnnEvaluationParams(StrictModel):
-    """``workers``: processes that train folds side by side (``None``: one per core, at most one per fold)."""
+    """``mode``: ``cv`` (every fold held out in turn), ``split`` (only ``test_fold``), or ``None``: ``cv`` for
+    at most ``cv_max_sentences`` sentences, ``split`` above (:meth:`resolved_mode`).
+    ``workers``: processes that train folds side by side (``None``: one per core, at most one per fold)."""
 
-    mode: Literal["cv", "split"] = "cv"
+    mode: Literal["cv", "split"] | None = None
+    cv_max_sentences: int = Field(default=20000, ge=0)
     test_fold: int = Field(default=0, ge=0)
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
     workers: int | None = Field(default=None, ge=1)
+
+    def resolved_mode(self, sentences: int) -> Literal["cv", "split"]:
+        """The mode for a data set of ``sentences``: ``mode`` if set, else by size."""
+        if self.mode is not None:
+            return self.mode
+        return "cv" if sentences <= self.cv_max_sentences else "split"
 
 
 class NaiveBayesParams(StrictModel):
@@ -305,18 +457,42 @@ class RnnParams(RnnRecipe):
 
 
 class InferenceModelParams(StrictModel):
-    """Which registered model a batch-inference pipeline loads: ``models:/<model_name>@<alias>``."""
+    """Which registered model a batch-inference pipeline loads (``models:/<model_name>@<alias>``), and how it reads.
+
+    ``chunk_size``: records read, checked, scored and written at a time (memory
+    holds about one chunk, whatever the input's size); ``batch_size``: records
+    per call of the model's ``predict`` within a chunk.
+    """
 
     model_name: str = Field(min_length=1)
     alias: str = Field(default="champion", min_length=1)
     batch_size: int = Field(default=1024, ge=1)
+    chunk_size: int = Field(default=4096, ge=1)
+
+
+class InferenceTextParams(InferenceModelParams):
+    """``inference_rnn``: also the text column of a table (CSV, TSV, JSON Lines, parquet) and the encoding of text files."""
+
+    text_column: str = Field(default="sentence", min_length=1)
+    encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, latin-1, cp1252, utf-16)") from None
+        return value
 
 
 class InferenceParams(StrictModel):
-    """``inference_cnn`` / ``inference_rnn``: which registered model each one loads."""
+    """``inference_cnn`` / ``inference_rnn``: which registered model each one loads, and how it reads its input."""
 
     cnn: InferenceModelParams
-    rnn: InferenceModelParams
+    rnn: InferenceTextParams
 
 
 class CacheParams(StrictModel):
@@ -467,8 +643,12 @@ class TuningParams(StrictModel):
     rnn: StudyParams | None = None
 
 
+#: Top-level parameters checked together (runtime parameters that the catalog reads as well).
+PARAMETER_GROUPS: tuple[type[StrictModel], ...] = (LabelledTextParams, ImageSourceParams)
+
 PARAMETER_MODELS: dict[str, type[StrictModel]] = {
     "cnn": CnnParams,
+    "images": ImagesParams,
     "text": TextParams,
     "word2vec": Word2VecParams,
     "rnn": RnnParams,
@@ -498,3 +678,13 @@ def validate_parameters(params: dict[str, Any]) -> None:
     for name in PARAMETER_MODELS:
         if name in params:
             parse(name, params[name])
+    for group in PARAMETER_GROUPS:
+        given = {key: params[key] for key in group.model_fields if key in params}
+        try:
+            group.model_validate(given)
+        except ValidationError as error:
+            problems = "; ".join(
+                ".".join(map(str, item["loc"])) + ": " * bool(item["loc"]) + item["msg"].removeprefix("Value error, ")
+                for item in error.errors()
+            )
+            raise ValueError(f"Invalid parameters: {problems}") from None

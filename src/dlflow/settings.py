@@ -57,7 +57,7 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {
         "dlflow.tracking_uri": lambda: tracking_uri(),
         "dlflow.artifact_location": lambda: artifact_location(),
-        "dlflow.dataset_name": lambda source, path=None: dataset_name(source, path),  # dlflow.sources.naming
+        "dlflow.dataset_name": lambda source, path=None, name=None: dataset_name(source, path, name),  # dlflow.sources.naming
     },
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],

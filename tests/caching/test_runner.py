@@ -164,7 +164,7 @@ def test_a_second_cnn_run_reuses_ingestion_and_preprocessing_and_says_so_in_mlfl
     )
     reused = {key.removeprefix(REUSED_TAG): value for key, value in second.data.tags.items() if key.startswith(REUSED_TAG)}
     assert set(reused) == {
-        "validate_train_images", "validate_test_images", "list_class_names", "summarise_image_data",
+        "ingest_images", "find_image_leakage", "summarise_image_data",
         "split_train_validation", "select_test_images", "compute_normalisation",
     }  # fmt: skip
     assert set(reused.values()) == {first.info.run_id}
@@ -187,7 +187,7 @@ def test_nodes_rerun_only_for_the_parameters_they_read(kedro_project):
     def reused(run) -> set[str]:
         return {key.removeprefix(REUSED_TAG) for key in run.data.tags if key.startswith(REUSED_TAG)}
 
-    ingestion = {"validate_train_images", "validate_test_images", "list_class_names", "summarise_image_data"}
+    ingestion = {"ingest_images", "find_image_leakage", "summarise_image_data"}  # log_image_data_metrics logs: never skipped
     preprocessing = {"split_train_validation", "select_test_images", "compute_normalisation"}
     assert reused(new_lr) == ingestion | preprocessing
     assert reused(new_seed) == ingestion  # the split, the test selection (both read cnn.data) and the statistics rerun
@@ -210,5 +210,5 @@ def test_an_rnn_training_parameter_reuses_the_text_preprocessing_and_the_vectors
         return {key.removeprefix(REUSED_TAG) for key in run.data.tags if key.startswith(REUSED_TAG)}
 
     assert reused(first) == set()
-    assert reused(new_recipe) == {"prepare_polarity", "build_text_corpus", "build_vocabulary", "train_word2vec"}
-    assert reused(new_vocabulary) == {"prepare_polarity", "build_text_corpus"}
+    assert reused(new_recipe) == {"prepare_labelled_sentences", "build_text_corpus", "build_vocabulary", "train_word2vec"}
+    assert reused(new_vocabulary) == {"prepare_labelled_sentences", "build_text_corpus"}

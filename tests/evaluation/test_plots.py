@@ -104,6 +104,23 @@ def test_misclassified_float_images(tmp_path):
     assert_png(fig, tmp_path / "float.png")
 
 
+def test_misclassified_colour_and_channel_last_grey_images(tmp_path):
+    _, y_true, y_pred, probs = _predictions(n=6, classes=3)
+    rng = np.random.default_rng(2)
+    colour = rng.integers(0, 256, size=(6, 32, 48, 3), dtype=np.uint8)
+    fig = plot_misclassified(colour, y_true, y_pred, probs, ["a", "b", "c"])
+    shown = [image.get_array() for ax in fig.axes for image in ax.get_images()]
+    assert shown and all(array.shape == (32, 48, 3) for array in shown)  # in colour, not one grey channel
+    assert_png(fig, tmp_path / "colour.png")
+    fig = plot_misclassified(colour.astype(np.float32) * 3 - 100, y_true, y_pred, probs, ["a", "b", "c"])
+    assert all(0 <= image.get_array().min() and image.get_array().max() <= 1 for ax in fig.axes for image in ax.get_images())
+    grey = rng.integers(0, 256, size=(6, 8, 8, 1), dtype=np.uint8)
+    fig = plot_misclassified(grey, y_true, y_pred, probs, ["a", "b", "c"])
+    assert all(image.get_array().shape == (8, 8) for ax in fig.axes for image in ax.get_images())
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        plot_misclassified(np.zeros((6, 8, 8, 2)), y_true, y_pred, probs, ["a", "b", "c"])
+
+
 def test_misclassified_no_mistakes(tmp_path):
     images, y_true, _, probs = _predictions(n=5)
     fig = plot_misclassified(images, y_true, y_true, probs, FASHION)
@@ -127,3 +144,15 @@ def test_class_distribution(tmp_path):
     assert ax.get_title() == "Training set"
     assert [p.get_height() for p in ax.patches] == list(counts.values())
     assert_png(fig, tmp_path / "dist.png")
+
+
+def test_class_distribution_per_split_with_imbalance(tmp_path):
+    counts = {"train": {"cat": 30, "dog": 10, "emu": 5}, "test": {"cat": 8, "dog": 2, "emu": 0}}
+    fig = plot_class_distribution(counts, "Images per class")
+    ax = fig.axes[0]
+    assert [p.get_height() for p in ax.patches] == [30, 10, 5, 8, 2, 0]  # grouped: train's bars, then test's
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["cat", "dog", "emu"]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["train: 45 examples\nimbalance 6.0:1", "test: 10 examples\nimbalance ∞ (a class has 0)"]
+    assert {text.get_text() for text in ax.texts} >= {"30", "10", "5", "8", "2", "0"}  # the counts on the bars
+    assert_png(fig, tmp_path / "per_split.png")

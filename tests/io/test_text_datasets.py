@@ -1,5 +1,5 @@
-"""PolarityDataset and TextCorpusDataset: loading is ingestion (present → mirror → download);
-both are read-only and resolvable from catalog configuration."""
+"""LabelledTextDataset, PolarityDataset and TextCorpusDataset: loading is ingestion (present → mirror →
+download, or a user's file read strictly); all are read-only and resolvable from catalog configuration."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from kedro.io import DataCatalog, DatasetError
 
-from dlflow.io import PolarityDataset, TextCorpusDataset
+from dlflow.io import LabelledTextDataset, PolarityDataset, TextCorpusDataset
 from dlflow.sources.download import Checksum
 from dlflow.sources.errors import DataSourceError, DataValidationError
 from dlflow.sources.text_sets import CORPUS_SOURCES, POLARITY_FILES
@@ -170,3 +171,67 @@ def test_undecodable_user_corpus_names_the_parameter_to_set(tmp_path: Path) -> N
     plain = TextCorpusDataset(filepath=str(archive))  # no parameter named: the dataset's own argument
     with pytest.raises(DatasetError, match=r"use encoding=latin-1"):
         plain.load()
+
+
+# --- LabelledTextDataset: MR or a table, one schema ---------------------------------------
+
+#: The catalog's labelled_text_raw tells the user the runtime parameters to set.
+PARAMETERS = {
+    "filepath": "labelled_text",
+    "text_column": "text_column",
+    "label_column": "label_column",
+    "encoding": "labelled_text_encoding",
+}
+
+
+def test_labelled_text_from_mr_has_the_polarity_class_names(tiny_mirror: Path, tmp_path: Path) -> None:
+    dataset = LabelledTextDataset(filepath=str(tmp_path / "rt-polarity"), source="mr", mirror=str(tiny_mirror))
+    assert not dataset.exists()
+    frame = dataset.load()
+    assert frame["sentence"].tolist() == ["café society is great", "dull", "naïve"]  # decoded as MR's latin-1
+    assert frame["label"].tolist() == [1, 0, 0] and frame["label"].dtype == np.int8
+    assert frame["class_name"].tolist() == ["positive", "negative", "negative"]
+    assert dataset.exists() and "MR sentence polarity" in frame.attrs["source"]
+    with pytest.raises(DatasetError, match="read-only"):
+        dataset.save(frame)  # type: ignore[arg-type]
+
+
+def test_labelled_text_from_a_table_through_the_catalog(tmp_path: Path) -> None:
+    path = tmp_path / "tickets.tsv"
+    pd.DataFrame({"body": ["printer on fire", "cannot log in", "refund please"], "queue": ["it", "access", "billing"]}).to_csv(
+        path, sep="\t", index=False, encoding="cp1252"
+    )
+    config = {"type": "dlflow.io.LabelledTextDataset", "source": "table", "filepath": str(path), "text_column": "body",
+              "label_column": "queue", "encoding": "cp1252", "parameters": PARAMETERS}  # fmt: skip
+    catalog = DataCatalog.from_config({"labelled_text_raw": config})
+    frame = catalog.load("labelled_text_raw")
+    assert frame["class_name"].tolist() == ["it", "access", "billing"] and frame["label"].tolist() == [2, 0, 1]
+    assert frame.attrs["source"] == str(path)
+
+    # undecodable as the default utf-8, a column that is not there: the parameter to set is named
+    catalog = DataCatalog.from_config({"labelled_text_raw": config | {"encoding": None}})
+    pd.DataFrame({"body": ["café au lait", "b"], "queue": ["x", "y"]}).to_csv(path, sep="\t", index=False, encoding="cp1252")
+    with pytest.raises(DatasetError, match=r"tickets\.tsv is not valid utf-8.*--params labelled_text_encoding=latin-1"):
+        catalog.load("labelled_text_raw")
+    catalog = DataCatalog.from_config({"labelled_text_raw": config | {"text_column": "text"}})
+    with pytest.raises(DatasetError, match=r"no column 'text' .*'body', 'queue'.*--params text_column=<column>"):
+        catalog.load("labelled_text_raw")
+
+
+def test_labelled_text_refuses_a_missing_file_or_an_unknown_format_by_name(tmp_path: Path) -> None:
+    missing = LabelledTextDataset(filepath=str(tmp_path / "gone.csv"), source="table", parameters=PARAMETERS)
+    assert not missing.exists()
+    with pytest.raises(DatasetError, match=r"No labelled text at .*gone\.csv: .*--params labelled_text=/path/to/file"):
+        missing.load()
+    with pytest.raises(DataValidationError, match=r"notes\.docx: cannot tell the format"):
+        LabelledTextDataset(filepath=str(tmp_path / "notes.docx"), source="table")
+    with pytest.raises(ValueError, match="Unknown text source 'imdb'"):
+        LabelledTextDataset(filepath="x", source="imdb")
+
+
+def test_labelled_text_settings_fingerprint_how_it_is_read(tmp_path: Path) -> None:
+    """The node cache reads ``_describe`` minus the path: another column or encoding is another input."""
+    one = LabelledTextDataset(filepath=str(tmp_path / "a.csv"), source="table")
+    other = LabelledTextDataset(filepath=str(tmp_path / "a.csv"), source="table", label_column="topic")
+    assert one._describe() != other._describe()
+    assert LabelledTextDataset(filepath=str(tmp_path), source="mr")._describe()["encoding"] == "latin-1"

@@ -124,3 +124,54 @@ def test_the_float32_path_learns_fashion_mnist(data_mirror):
     accuracy = (predict(model, val.features, device="cpu").argmax(dim=1) == val.targets).float().mean().item()
     assert accuracy > 0.7, accuracy
     assert _layer_output_dtypes(model, val.features[0][:8]) == {torch.float32}
+
+
+@pytest.mark.parametrize("architecture", ["classic", "fast"])
+@pytest.mark.parametrize(
+    ("channels", "size"), [(1, (8, 8)), (3, (32, 32)), (3, (48, 48)), (3, (17, 40)), (1, (4, 4)), (3, (64, 96))]
+)
+def test_both_architectures_take_any_size_and_channels(architecture, channels, size):
+    model = build_cnn(architecture, num_classes=4, in_channels=channels, image_size=size).eval()
+    assert model(torch.randn(2, channels, *size)).shape == (2, 4)
+    # parameter-free layers adapt; the weights keep their names, so a description rebuilds them
+    assert list(model.state_dict()) == list(build_cnn(architecture, num_classes=4, in_channels=channels).state_dict())
+
+
+@pytest.mark.parametrize(("architecture", "options"), [("classic", {}), ("fast", {}), ("fast", {"pad_last_stage": True})])
+def test_the_28x28_grey_networks_are_unchanged_by_the_image_size(architecture, options):
+    torch.manual_seed(0)
+    default = build_cnn(architecture, num_classes=10, **options)
+    torch.manual_seed(0)
+    explicit = build_cnn(architecture, num_classes=10, in_channels=1, image_size=(28, 28), **options)
+    assert repr(default) == repr(explicit)
+    assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(), explicit.state_dict().values()))
+    assert not any(isinstance(layer, nn.Identity) for layer in default.modules())  # every pool runs at 28x28
+    assert n_parameters(build_cnn("classic", num_classes=10, image_size=28)) == 93_322
+
+
+def test_fast_cnn_leaves_out_the_pools_a_small_image_cannot_take():
+    def sides(model, size):
+        maps, shown = torch.randn(1, 1, size, size), []
+        for layer in model.features:
+            maps = layer(maps)
+            if isinstance(layer, (nn.MaxPool2d, nn.Identity)):
+                shown.append(maps.shape[-1])
+        return shown + [model.features(torch.randn(1, 1, size, size)).shape[-1]]
+
+    assert sides(FastCNN().eval(), 28) == [14, 7, 3, 1]
+    assert sides(FastCNN(image_size=8).eval(), 8) == [4, 4, 4, 2]  # the unpadded last stage needs 3x3
+    assert sides(FastCNN(image_size=32).eval(), 32) == [16, 8, 4, 2]
+    assert sides(FastCNN(image_size=8, pad_last_stage=True).eval(), 8) == [4, 2, 1, 1, 1]
+
+
+def test_images_too_small_for_the_network_are_refused_with_the_minimum():
+    with pytest.raises(ValueError, match="at least 3 pixels"):
+        FastCNN(image_size=2)
+    with pytest.raises(ValueError, match="at least 4 pixels"):
+        ClassicCNN(image_size=(3, 30))
+
+
+def test_flips_mirror_colour_images_channel_by_channel():
+    images = torch.arange(24.0).view(1, 3, 2, 4)
+    (flipped,) = hflip((images,))
+    assert torch.equal(flipped[0, 2, 1], torch.tensor([23.0, 22.0, 21.0, 20.0]))

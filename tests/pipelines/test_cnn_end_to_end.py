@@ -17,6 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from dlflow.model_registry.store import alias_history
+from dlflow.serving.packaging import png_base64
 from dlflow.sources.image_table import table_images
 from tests.conftest import REPO_ROOT, commit_project, run_pipeline
 
@@ -113,12 +114,23 @@ def test_cnn_pipeline_tracks_registers_and_gates(kedro_project: Path) -> None:
     # the registered model takes raw pixels and agrees with the pipeline's accuracy
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
     test = pd.read_parquet("data/05_model_input/cnn/test.parquet")
-    pixels = table_images(test, (28, 28)).astype(np.float32)
+    pixels = table_images(test).astype(np.float32)
+    assert pixels.shape[1:] == (28, 28, 1)
     answers = model.predict(pixels)
     assert list(answers.columns) == ["prediction", "label_name", "probability", *(f"p_{c}" for c in class_names)]
     assert answers["label_name"].tolist() == [class_names[i] for i in answers["prediction"]]
     served_accuracy = float((answers["prediction"].to_numpy() == test["label"].to_numpy()).mean())
     assert served_accuracy == pytest.approx(accuracy, abs=1e-9)
+    pd.testing.assert_frame_equal(model.predict(pixels[..., 0]), answers)  # (N, 28, 28) as before
+    # ... and encoded image files (base64 PNG), with the same answers; its signature lets both through
+    files = pd.DataFrame({"image": [png_base64(image) for image in table_images(test.head(20))]})
+    pd.testing.assert_frame_equal(model.predict(files), model.predict(pixels[:20]))
+    info = mlflow.models.get_model_info(f"models:/{MODEL_NAME}/1")
+    assert info.signature.inputs is None and info.metadata["image_shape"] == [28, 28, 1]
+    # Fashion-MNIST keeps its flips (cnn.augmentation.* null: on for fashion_mnist)
+    version_files = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}/1"))
+    config = json.loads((version_files / "artifacts" / "config.json").read_text())
+    assert config["flip_test_time"] is True
 
     # A much worse model (learning rate 1e-6) must not take the champion alias.
     run_cnn(kedro_project, **{"cnn.training.lr": 1e-6})

@@ -1,4 +1,5 @@
-"""RNN nodes: cross-validation mode on a tiny real-format MR-like table."""
+"""RNN nodes: cross-validation on a tiny MR-like table, and a three-class table from a real file through
+the text and RNN nodes, the Naive Bayes baseline, packaging and the servable model (logged to MLflow and loaded)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dlflow.config import RnnEvaluationParams
+from dlflow.io import LabelledTextDataset
 from dlflow.pipelines.rnn.nodes import (
     build_embedding_matrix,
     cross_validate_naive_bayes,
     cross_validate_rnn,
-    encode_polarity,
+    encode_labelled_sentences,
+    list_text_class_names,
+    package_rnn,
 )
-from dlflow.pipelines.text.nodes import build_text_corpus, build_vocabulary
+from dlflow.pipelines.text.nodes import build_text_corpus, build_vocabulary, prepare_labelled_sentences
 from dlflow.text import Vocabulary
 from dlflow.tracking.context import RunContext
 from dlflow.training import predict
@@ -27,7 +32,8 @@ def mr_table(repeats: int = 20) -> pd.DataFrame:
     sentences = (POSITIVE + NEGATIVE) * repeats
     labels = ([1] * len(POSITIVE) + [0] * len(NEGATIVE)) * repeats
     folds = np.arange(len(sentences)) % 3
-    return pd.DataFrame({"sentence": sentences, "label": np.int8(labels), "fold": np.int8(folds)})
+    names = np.array(["negative", "positive"], dtype=object)[labels]
+    return pd.DataFrame({"sentence": sentences, "label": np.int8(labels), "class_name": names, "fold": np.int8(folds)})
 
 
 RNN = {
@@ -43,14 +49,14 @@ RNN = {
 NO_RUN = RunContext(run_id=None, tracking_uri="", project_path=Path("."))
 
 
-def cross_validate(encoded, embeddings, params, run_context=NO_RUN, checkpoints=None):
+def cross_validate(encoded, embeddings, params, run_context=NO_RUN, checkpoints=None, class_names=("negative", "positive")):
     """``cross_validate_rnn`` with the parameter blocks the pipeline gives it."""
     blocks = [params.get(name, {}) for name in ("model", "adversarial", "evaluation", "training")]
-    return cross_validate_rnn(encoded, embeddings, *blocks, checkpoints, run_context)
+    return cross_validate_rnn(encoded, embeddings, list(class_names), *blocks, checkpoints, run_context)
 
 
 def mr_vocabulary(mr: pd.DataFrame) -> dict:
-    return build_vocabulary(build_text_corpus(mr, None, None, None, None, ["mr"], {}, None), {"min_count": 1})
+    return build_vocabulary(build_text_corpus(mr, None, None, None, None, ["labelled"], {}, None), {"min_count": 1})
 
 
 def encoded_inputs(mr: pd.DataFrame) -> tuple[dict, np.ndarray]:
@@ -59,7 +65,7 @@ def encoded_inputs(mr: pd.DataFrame) -> tuple[dict, np.ndarray]:
     vectors = {"words": words, "vectors": np.random.default_rng(0).normal(size=(len(words), 6)).astype(np.float32)}
     embeddings = build_embedding_matrix(vectors, vocabulary, seed=42)
     assert embeddings.shape == (len(words) + 2, 6) and not embeddings[0].any()
-    return encode_polarity(mr, vocabulary, RNN["max_length"]), embeddings
+    return encode_labelled_sentences(mr, vocabulary, RNN["max_length"]), embeddings
 
 
 def test_cross_validation_predicts_every_sentence_out_of_fold():
@@ -78,8 +84,12 @@ def test_cross_validation_predicts_every_sentence_out_of_fold():
     again = predict(model, (torch.from_numpy(encoded["ids"][fold0["row"]]), torch.from_numpy(encoded["lengths"][fold0["row"]])))
     np.testing.assert_allclose(np.stack(fold0["probabilities"]), again.numpy(), rtol=1e-5, atol=1e-6)
 
-    nb_metrics, nb_report = cross_validate_naive_bayes(mr, RNN["baseline"], RNN["evaluation"])
+    nb_metrics, nb_report, nb_predictions = cross_validate_naive_bayes(
+        mr, ["negative", "positive"], RNN["baseline"], RNN["evaluation"]
+    )
     assert set(nb_report["fold_accuracy"]) == {"0", "1", "2"} and nb_report["accuracy_mean"] == 1.0
+    assert nb_predictions["row"].tolist() == predictions["row"].tolist()  # the same sentences, for paired comparisons
+    assert report["mode"] == nb_report["mode"] == "cv" and report["mode_chosen_by"] == "rnn.evaluation.mode"
 
 
 def test_folds_in_worker_processes_give_the_same_results_and_log_their_epochs_live(tmp_path):
@@ -108,3 +118,78 @@ def test_folds_in_worker_processes_give_the_same_results_and_log_their_epochs_li
     assert alone[4] == side_by_side[4]
     for (name, weight), other in zip(alone[0].state_dict().items(), side_by_side[0].state_dict().values(), strict=True):
         torch.testing.assert_close(weight, other, rtol=0, atol=0, msg=name)
+
+
+# --- three classes, from a real file --------------------------------------------------------
+
+TOPICS = {
+    "billing": ["my invoice is wrong", "refund the double charge", "the invoice shows a wrong charge", "charge refund please"],
+    "access": ["cannot log in today", "password reset does not work", "locked out of my account", "log in fails again"],
+    "hardware": ["the printer is jammed", "laptop screen flickers", "printer shows paper jam", "screen of the laptop is dark"],
+}
+
+
+def support_tickets(tmp_path: Path, repeats: int = 6) -> Path:
+    """A JSON Lines file of labelled tickets, three queues, written as a help desk would export it."""
+    rows = [{"body": text, "queue": queue} for _ in range(repeats) for queue, texts in TOPICS.items() for text in texts]
+    path = tmp_path / "tickets.jsonl"
+    pd.DataFrame(rows).to_json(path, orient="records", lines=True)
+    return path
+
+
+def test_three_classes_from_a_file_to_a_servable_model(tmp_path: Path) -> None:
+    import mlflow
+
+    from dlflow.model_registry.model import log_model
+
+    raw = LabelledTextDataset(filepath=str(support_tickets(tmp_path)), source="table", text_column="body", label_column="queue")
+    sentences = prepare_labelled_sentences(raw.load(), folds=3, fold_seed=0)
+    class_names = list_text_class_names(sentences)
+    assert class_names == ["access", "billing", "hardware"]
+    encoded, embeddings = encoded_inputs(sentences)
+    params = RNN | {"evaluation": {"mode": None, "cv_max_sentences": 50, "test_fold": 1, "validation_fraction": 0.01}}
+
+    # 72 sentences > cv_max_sentences: one split; the validation slice still holds one sentence of each class
+    model, history, predictions, metrics, report = cross_validate(encoded, embeddings, params, class_names=class_names)
+    assert report["mode"] == "split" and "72 sentences > rnn.evaluation.cv_max_sentences (50)" in report["mode_chosen_by"]
+    assert set(predictions["fold"]) == {1} and np.stack(predictions["probabilities"]).shape == (24, 3)
+    assert set(predictions["label"]) == {0, 1, 2} and report["accuracy_mean"] > 0.9
+
+    nb_metrics, nb_report, nb_predictions = cross_validate_naive_bayes(
+        sentences, class_names, RNN["baseline"], params["evaluation"]
+    )
+    assert nb_report["mode"] == "split" and set(nb_report["fold_accuracy"]) == {"1"}
+    assert set(nb_report["out_of_fold"]["per_class"]) == set(class_names)
+    assert nb_metrics["baseline_nb_macro_f1"]["value"] == nb_report["out_of_fold"]["macro_f1"] > 0.9
+    assert np.stack(nb_predictions["probabilities"]).shape == (24, 3)
+    np.testing.assert_allclose(np.stack(nb_predictions["probabilities"]).sum(axis=1), 1.0, rtol=1e-5)
+
+    package = package_rnn(model, mr_vocabulary(sentences), sentences, predictions, class_names, RNN["max_length"])
+    servable = package["model"]
+    assert servable.describe()["class_names"] == class_names
+    assert (
+        "polarity" not in servable.describe()["summary"]
+        and "3 classes: access, billing, hardware" in servable.describe()["summary"]
+    )
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        with mlflow.start_run():
+            uri = log_model(package).model_uri
+        loaded = mlflow.pyfunc.load_model(uri)
+        tickets = ["the printer is jammed again", "refund my double charge", "password reset fails"]
+        answer = loaded.predict(pd.DataFrame({"sentence": tickets}))
+        assert list(answer.columns) == ["label", "probability", "p_access", "p_billing", "p_hardware"]
+        assert answer["label"].tolist() == ["hardware", "billing", "access"]
+        np.testing.assert_allclose(answer[["p_access", "p_billing", "p_hardware"]].sum(axis=1), 1.0, rtol=1e-5)
+        assert loaded.metadata.metadata["class_names"] == class_names  # what registration and batch inference read
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+def test_evaluation_mode_by_data_size() -> None:
+    auto = RnnEvaluationParams(cv_max_sentences=20000)
+    assert auto.mode is None and auto.resolved_mode(10_662) == "cv" and auto.resolved_mode(20_001) == "split"
+    assert RnnEvaluationParams(mode="cv").resolved_mode(10**6) == "cv"
+    assert RnnEvaluationParams(mode="split").resolved_mode(10) == "split"

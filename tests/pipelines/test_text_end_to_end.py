@@ -1,4 +1,4 @@
-"""End to end: ``kedro run --pipeline word2vec|rnn --env test`` on the offline mirror.
+"""End to end: ``kedro run --pipeline word2vec|rnn --env test`` on the offline mirror, and on a labelled table.
 
 Asserts the MLflow runs, their metrics and artifacts, and the registered
 models answering raw inputs (words; raw sentences).
@@ -6,6 +6,7 @@ models answering raw inputs (words; raw sentences).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -115,3 +116,70 @@ def test_word2vec_and_rnn_pipelines(kedro_project: Path, caplog: pytest.LogCaptu
     assert not from_mlflow, from_mlflow
     ours = [str(w.message)[:160] for w in recwarn if "integer" in str(w.message) or "CloudPickle" in str(w.message)]
     assert not ours, ours
+
+
+QUEUES = {
+    "billing": ["invoice", "refund", "charge", "payment", "receipt", "price"],
+    "access": ["password", "login", "account", "locked", "reset", "username"],
+    "hardware": ["printer", "laptop", "screen", "keyboard", "cable", "battery"],
+}
+FILLER = ["the", "my", "is", "not", "again", "today", "please", "help", "with", "café"]
+
+
+def support_tickets(path: Path, per_queue: int = 100, seed: int = 0) -> Path:
+    """A real CSV export (Windows-1252, as a spreadsheet on Windows saves it): three queues of tickets,
+    each ticket two of its queue's words among filler words."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for queue, words in QUEUES.items():
+        for _ in range(per_queue):
+            ticket = [*rng.choice(words, 2), *rng.choice(FILLER, 4)]
+            rng.shuffle(ticket)
+            rows.append({"body": " ".join(ticket), "queue": queue})
+    pd.DataFrame(rows).sample(frac=1, random_state=seed).to_csv(path, index=False, encoding="cp1252")
+    return path
+
+
+def test_rnn_on_a_labelled_table_registers_a_model_named_after_the_file(kedro_project: Path, tmp_path: Path) -> None:
+    """``kedro run --pipeline rnn --env test --params text_source=table,labelled_text=<file>,...``: a three-class
+    CSV goes from the file to a registered model that answers with the file's class names."""
+    from kedro.io import DatasetError
+
+    from tests.conftest import run_pipeline as run_with
+
+    table = {"text_source": "table", "text_column": "body", "label_column": "queue", "labelled_text_encoding": "cp1252"}
+    small = {"text.corpora": ["labelled"], "text.folds": 5}  # the tickets alone train the test env's tiny Word2Vec
+
+    # a ticket without a queue stops the run at ingestion, naming the file and the row; nothing is written
+    broken = support_tickets(tmp_path / "Broken Tickets.csv")
+    frame = pd.read_csv(broken, encoding="cp1252")
+    frame.loc[3, "queue"] = None
+    frame.to_csv(broken, index=False, encoding="cp1252")
+    with pytest.raises(DatasetError, match=r"Broken Tickets\.csv: the label \(column 'queue'\) is missing in row 5 "):
+        run_with("rnn", labelled_text=str(broken), **table, **small)
+    assert not (kedro_project / "data" / "02_intermediate" / "broken-tickets").exists()
+
+    tickets = support_tickets(tmp_path / "Support Tickets.csv")
+    run_with("rnn", labelled_text=str(tickets), **table, **small)
+
+    client = MlflowClient()
+    run = latest_run(client, "rnn")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["registered_model"] == "dlflow-rnn-support-tickets-test"  # the file's name
+    assert "Support Tickets.csv" in run.data.tags["mlflow.note.content"]  # the run's description names the data
+    metrics = run.data.metrics
+    assert {"test_macro_f1", "test_f1_billing", "test_f1_access", "test_f1_hardware"} <= set(metrics)
+    assert metrics["baseline_nb_macro_f1"] > 0.9  # two queue words in every ticket
+
+    sentences = pd.read_parquet("data/02_intermediate/support-tickets/sentences.parquet")
+    assert len(sentences) == 300 and set(sentences["class_name"]) == set(QUEUES)
+    version = client.get_model_version_by_alias("dlflow-rnn-support-tickets-test", "champion")
+    assert json.loads(version.tags["class_names"]) == ["access", "billing", "hardware"]
+
+    classifier = mlflow.pyfunc.load_model("models:/dlflow-rnn-support-tickets-test@champion")
+    assert classifier.metadata.metadata["class_names"] == ["access", "billing", "hardware"]
+    answer = classifier.predict(pd.DataFrame({"sentence": ["my printer is broken", "refund my payment please"]}))
+    assert list(answer.columns) == ["label", "probability", "p_access", "p_billing", "p_hardware"]
+    assert set(answer["label"]) <= set(QUEUES)

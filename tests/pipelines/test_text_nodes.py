@@ -1,22 +1,24 @@
-"""Text pipeline nodes on small real-format inputs."""
+"""Text pipeline nodes on small real-format inputs: a multi-class table from a real file, the corpus, the vocabulary."""
 
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from dlflow.io import TextCorpusDataset
-from dlflow.pipelines.text.nodes import build_text_corpus, build_vocabulary
-from dlflow.text import Vocabulary
+from dlflow.io import LabelledTextDataset, TextCorpusDataset
+from dlflow.pipelines.text.nodes import build_text_corpus, build_vocabulary, prepare_labelled_sentences
+from dlflow.sources.errors import DataValidationError
+from dlflow.text import Vocabulary, tokenize
 
 VOCABULARY = {"min_count": 1}
 
 
-def corpus_of(mr, subjectivity, movie_reviews, brown, user, corpora, corpus_repeats=None):
+def corpus_of(labelled, subjectivity, movie_reviews, brown, user, corpora, corpus_repeats=None):
     """``build_text_corpus`` with what ``params:text.corpora`` / ``corpus_repeats`` / ``max_corpus_sentences`` give it."""
-    return build_text_corpus(mr, subjectivity, movie_reviews, brown, user, corpora, corpus_repeats or {}, None)
+    return build_text_corpus(labelled, subjectivity, movie_reviews, brown, user, corpora, corpus_repeats or {}, None)
 
 
 def never_read():
@@ -47,9 +49,84 @@ def test_unknown_corpus_name_is_rejected_before_reading():
 def test_corpus_repeats_weigh_in_domain_text_and_reject_zero():
     mr = pd.DataFrame({"sentence": ["A fine film ."], "label": [1], "fold": [0]})
     subjectivity = lambda: ["The plot thickens ."]  # noqa: E731
-    corpus = corpus_of(mr, subjectivity, never_read, never_read, never_read, ["mr", "subjectivity"], {"mr": 3})
+    corpus = corpus_of(mr, subjectivity, never_read, never_read, never_read, ["labelled", "subjectivity"], {"labelled": 3})
     assert corpus["tokens"].map(" ".join).tolist().count("a fine film") == 3
     assert corpus["tokens"].map(" ".join).tolist().count("the plot thickens") == 1
 
     with pytest.raises(ValueError, match="corpus_repeats"):
-        corpus_of(mr, subjectivity, never_read, never_read, never_read, ["mr", "subjectivity"], {"mr": 0})
+        corpus_of(mr, subjectivity, never_read, never_read, never_read, ["labelled", "subjectivity"], {"labelled": 0})
+
+
+GENRES = {
+    "news": "the minister said on monday that the budget vote is delayed .",
+    "romance": "she smiled at him across the candle lit table , her heart racing .",
+    "science": "the samples were heated to 400 kelvin and the spectra recorded .",
+}
+
+
+def genre_file(tmp_path: Path, per_class: dict[str, int]) -> Path:
+    """A real CSV of labelled sentences, ``per_class[name]`` of each class."""
+    rows = [(f"{GENRES[name]} ({i})", name) for name, count in per_class.items() for i in range(count)]
+    path = tmp_path / "genres.csv"
+    pd.DataFrame(rows, columns=["text", "label"]).sample(frac=1, random_state=0).to_csv(path, index=False)
+    return path
+
+
+def test_a_multi_class_table_gets_stratified_folds_and_feeds_the_corpus(tmp_path: Path) -> None:
+    raw = LabelledTextDataset(filepath=str(genre_file(tmp_path, {"news": 30, "romance": 20, "science": 10})), source="table")
+    sentences = prepare_labelled_sentences(raw.load(), folds=5, fold_seed=1)
+    assert list(sentences.columns) == ["sentence", "label", "class_name", "fold"]
+    assert sentences.groupby("class_name")["fold"].value_counts().unstack().to_dict("index") == {
+        "news": dict.fromkeys(range(5), 6),
+        "romance": dict.fromkeys(range(5), 4),
+        "science": dict.fromkeys(range(5), 2),
+    }  # every fold holds its share of every class
+    assert sentences.attrs == {}  # the file's path stays with the raw data set
+
+    # text.corpora's `labelled`: the table's own sentences take MR's place in the Word2Vec corpus
+    user = lambda: ["an unlabelled sentence of the user ."]  # noqa: E731
+    corpus = corpus_of(sentences, never_read, never_read, never_read, user, ["labelled", "user"], {"labelled": 2})
+    assert len(corpus) == 2 * 60 + 1 and corpus["tokens"].iloc[-1] == tokenize("an unlabelled sentence of the user .")
+    assert corpus["tokens"].tolist()[:60] == [tokenize(s) for s in sentences["sentence"]]
+
+
+def test_a_class_too_small_for_the_folds_is_refused_by_name_and_count(tmp_path: Path) -> None:
+    raw = LabelledTextDataset(filepath=str(genre_file(tmp_path, {"news": 30, "romance": 20, "science": 6})), source="table")
+    frame = raw.load()
+    with pytest.raises(DataValidationError) as error:
+        prepare_labelled_sentences(frame, folds=10, fold_seed=1)
+    message = str(error.value)
+    assert "genres.csv" in message and "'science' has 6" in message and "at least 10" in message
+    assert "--params text.folds=6" in message and "'news'" not in message
+    assert len(prepare_labelled_sentences(frame, folds=6, fold_seed=1)) == 56  # as the message suggests
+
+    tiny = LabelledTextDataset(filepath=str(genre_file(tmp_path, {"news": 30, "romance": 3, "science": 2})), source="table")
+    with pytest.raises(DataValidationError, match=r"2 classes .*'science' has 2, 'romance' has 3; each class needs at least 4"):
+        prepare_labelled_sentences(tiny.load(), folds=2, fold_seed=1)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"text_source": "table"}, r"text_source=table reads the file labelled_text: add --params labelled_text="),
+        ({"labelled_text": "a.csv"}, r"labelled_text \(a\.csv\) is read only with text_source=table"),
+        ({"text_source": "imdb"}, r"text_source: Input should be 'mr' or 'table'"),
+        ({"text_source": "table", "labelled_text": "a.csv", "label_column": "text"}, "both 'text'"),
+        ({"text_source": "table", "labelled_text": "a.csv", "labelled_text_encoding": "klingon"}, "unknown text encoding"),
+        ({"text": {"corpora": ["mr"]}}, r"text\.corpora\.0: Input should be 'labelled'"),
+    ],
+)
+def test_the_text_source_parameters_are_checked_before_any_work(params, message):
+    from dlflow.config import validate_parameters
+
+    with pytest.raises(ValueError, match=message):
+        validate_parameters(params)
+
+
+def test_valid_text_source_parameters_pass():
+    from dlflow.config import validate_parameters
+
+    validate_parameters({"text_source": "mr", "labelled_text": None, "text_column": "text", "label_column": "label"})
+    validate_parameters(
+        {"text_source": "table", "labelled_text": "t.jsonl", "text_column": 3, "labelled_text_encoding": "cp1252"}
+    )

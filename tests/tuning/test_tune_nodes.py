@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlflow.pipelines.rnn.nodes import build_embedding_matrix, encode_polarity
+from dlflow.pipelines.rnn.nodes import build_embedding_matrix, encode_labelled_sentences
 from dlflow.pipelines.tuning.nodes import predict_tuned_rnn, select_best_model, summarise_study, tune_rnn
 from dlflow.text import Vocabulary
 from dlflow.tracking.context import RunContext
@@ -48,7 +48,7 @@ def test_tune_rnn_trains_trials_on_the_training_folds_and_the_best_predicts_the_
     vocabulary = mr_vocabulary(mr)
     words = list(Vocabulary.from_dict(vocabulary).words[2:])
     vectors = {"words": words, "vectors": np.random.default_rng(0).normal(size=(len(words), 6)).astype(np.float32)}
-    encoded = encode_polarity(mr, vocabulary, RNN["max_length"])
+    encoded = encode_labelled_sentences(mr, vocabulary, RNN["max_length"])
     embeddings = build_embedding_matrix(vectors, vocabulary, seed=42)
     rnn = RNN | {"training": RNN["training"] | {"epochs": 2}}
 

@@ -120,16 +120,19 @@ def plot_misclassified(
 ) -> Figure:
     """Grid of the most confident mistakes, each titled ``true → pred (p=0.93)``.
 
-    ``images`` is (N, H, W), uint8 (0–255) or float (scaled per image);
-    ``probabilities`` is (N, C) and ``p`` is the probability of the predicted
-    class. With no mistakes the figure just says so.
+    ``images`` is grey (N, H, W) or (N, H, W, 1), or colour (N, H, W, 3), uint8
+    (0–255) or float (scaled per image); ``probabilities`` is (N, C) and ``p``
+    is the probability of the predicted class. With no mistakes the figure just
+    says so.
     """
     images = np.asarray(images)
     y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=float)
     n = len(images)
-    if images.ndim != 3:
-        raise ValueError(f"images must be (N, H, W), got shape {images.shape}")
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] == 3)):
+        raise ValueError(f"images must be (N, H, W), (N, H, W, 1) or (N, H, W, 3), got shape {images.shape}")
     if probabilities.ndim != 2 or probabilities.shape[1] != len(class_names):
         raise ValueError(f"probabilities must be (N, {len(class_names)}), got shape {probabilities.shape}")
     if not (len(y_true) == len(y_pred) == len(probabilities) == n):
@@ -158,7 +161,14 @@ def plot_misclassified(
     axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw=grid).ravel()
     scale = {"vmin": 0, "vmax": 255} if images.dtype == np.uint8 else {}
     for ax, idx in zip(axes, chosen):
-        ax.imshow(images[idx], cmap="gray", **scale)
+        if images.ndim == 3:
+            ax.imshow(images[idx], cmap="gray", **scale)
+        else:  # colour: uint8 as it is, floats stretched to 0-1 per image (imshow clips RGB floats)
+            image = images[idx]
+            if image.dtype != np.uint8:
+                low, high = float(image.min()), float(image.max())
+                image = (image - low) / (high - low) if high > low else np.zeros_like(image, dtype=float)
+            ax.imshow(image)
         ax.set_title(
             f"{class_names[y_true[idx]]} → {class_names[y_pred[idx]]}\n(p={probabilities[idx, y_pred[idx]]:.2f})",
             fontsize=8,
@@ -169,19 +179,42 @@ def plot_misclassified(
     return fig
 
 
-def plot_class_distribution(counts: Mapping[str, int], title: str = "Class distribution") -> Figure:
-    """Bar chart of examples per class, each bar labelled with its count."""
+def plot_class_distribution(
+    counts: Mapping[str, int] | Mapping[str, Mapping[str, int]], title: str = "Class distribution"
+) -> Figure:
+    """Bar chart of examples per class, each bar labelled with its count.
+
+    ``counts`` maps class names to counts (one split), or split names (``train``, ``val``,
+    ``test``) to such mappings: grouped bars, one colour per split. The legend gives each
+    split's total and imbalance ratio (its largest class over its smallest).
+    """
     if not counts:
         raise ValueError("counts is empty: nothing to plot")
-    names = [str(k) for k in counts]
-    values = [int(v) for v in counts.values()]
-    fig = Figure(figsize=(max(5.0, 0.6 * len(names) + 2.0), 4.5), dpi=DPI, layout="tight")
+    nested = all(isinstance(value, Mapping) for value in counts.values())
+    splits = {str(k): dict(v) for k, v in counts.items()} if nested else {"": dict(counts)}
+    names = list(dict.fromkeys(str(name) for split in splits.values() for name in split))
+    if not names:
+        raise ValueError("counts is empty: nothing to plot")
+    width = 0.8 / len(splits)
+    fig = Figure(figsize=(max(5.0, 0.45 * len(names) * (1 + 0.5 * len(splits)) + 2.0) + 2.5, 4.5), dpi=DPI, layout="tight")
     ax = fig.add_subplot()
-    bars = ax.bar(range(len(names)), values, color="tab:blue")
-    ax.bar_label(bars, fontsize=8)
+    colours = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green"}
+    for k, (split, split_counts) in enumerate(splits.items()):
+        values = [int(split_counts.get(name, 0)) for name in names]
+        positions = np.arange(len(names)) + (k - (len(splits) - 1) / 2) * width
+        ratio = _imbalance_text(values)
+        label = f"{split + ': ' if split else ''}{sum(values)} examples\nimbalance {ratio}"
+        bars = ax.bar(positions, values, width=width, color=colours.get(split, f"C{k}"), label=label)
+        ax.bar_label(bars, fontsize=7 if len(splits) > 1 else 8)
     ax.set_xticks(range(len(names)), labels=names, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_xlabel("Class")
     ax.set_ylabel("Examples")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside: bars and counts stay clear
     ax.set_title(title)
     ax.margins(y=0.1)
     return fig
+
+
+def _imbalance_text(values: Sequence[int]) -> str:
+    """``largest:smallest`` as ``3.2:1``; ``∞`` when a class has no examples."""
+    return f"{max(values) / min(values):.1f}:1" if min(values) > 0 else "∞ (a class has 0)"

@@ -1,10 +1,18 @@
-"""Read-only Kedro datasets for raw text: the MR polarity sentences and corpora.
+"""Read-only Kedro datasets for raw text: labelled sentences (MR or a user's table), MR itself, corpora.
 
 Loading is the ingestion step, as for ``IdxDataset``: a registered file is made
 present (kept if it is there and verifies, else copied from the offline mirror,
 else downloaded) and then read strictly.
 
 Example catalog entries::
+
+    labelled_text_raw:                           # the labelled sentences, whatever their source
+      type: dlflow.io.LabelledTextDataset
+      source: table                              # mr: MR polarity, fetched into filepath (a folder)
+      filepath: /data/tickets.csv                # CSV, TSV, parquet or JSON Lines, by suffix
+      text_column: body
+      label_column: queue
+      encoding: utf-8                            # null: the source's own (MR latin-1, tables utf-8)
 
     mr_polarity_raw:
       type: dlflow.io.PolarityDataset
@@ -30,8 +38,15 @@ from typing import Any
 import pandas as pd
 
 from dlflow.io.raw_input import RawInputDataset
-from dlflow.sources.errors import UndecodableTextError
-from dlflow.sources.text import CORPUS_FORMATS, CorpusFormat, read_corpus, read_polarity
+from dlflow.sources.errors import DataSourceError, UndecodableTextError
+from dlflow.sources.labelled_text import read_labelled_text, table_format, with_class_names
+from dlflow.sources.text import (
+    CORPUS_FORMATS,
+    POLARITY_CLASS_NAMES,
+    CorpusFormat,
+    read_corpus,
+    read_polarity,
+)
 from dlflow.sources.text_sets import (
     POLARITY_ENCODING,
     POLARITY_FILES,
@@ -73,6 +88,92 @@ class PolarityDataset(RawInputDataset):
 
     def _settings(self) -> dict[str, Any]:
         return {"encoding": self._encoding}
+
+
+TEXT_SOURCES = ("mr", "table")
+
+
+class LabelledTextDataset(RawInputDataset):
+    """Labelled sentences in one schema whatever their source (``dlflow.sources.labelled_text``):
+    ``sentence`` (str), ``label`` (int8 class index) and ``class_name`` (str).
+
+    ``source: mr`` is MR sentence polarity v1.0, made present in the folder ``filepath`` as
+    ``PolarityDataset`` does (classes ``negative``, ``positive``); ``source: table`` reads the
+    user's CSV, TSV, parquet or JSON Lines file ``filepath`` (classes: its sorted distinct labels).
+    The loaded table's ``attrs["source"]`` says where it came from, for messages downstream.
+    """
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        source: str = "mr",
+        text_column: str = "text",
+        label_column: str = "label",
+        encoding: str | None = None,
+        parameters: dict[str, str] | None = None,
+        mirror: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """
+        Args:
+            filepath: ``mr``: the folder that holds or will hold the two MR files; ``table``: the file.
+            source: ``mr`` or ``table``.
+            text_column, label_column: the table's columns of text and label (a table only).
+            encoding: how a CSV, TSV or JSON Lines file (or MR) is decoded, strictly; ``None``: the
+                source's own (MR: latin-1, a table: utf-8). Parquet is UTF-8 by definition.
+            parameters: the runtime parameters that set ``filepath``, ``encoding``, ``text_column`` and
+                ``label_column`` (e.g. ``{"filepath": "labelled_text"}``), which error messages then name.
+            mirror: offline mirror folder laid out like ``shared/data`` (MR); defaults to ``$DLFLOW_DATA_MIRROR``.
+            metadata: free-form information for plugins such as kedro-viz.
+        """
+        if source not in TEXT_SOURCES:
+            raise ValueError(f"Unknown text source {source!r}; choose one of: {', '.join(TEXT_SOURCES)}")
+        self._parameters = dict(parameters or {})
+        if source == "table":
+            table_format(filepath)  # an unsupported suffix is refused before any work
+        super().__init__(filepath=filepath, mirror=mirror, metadata=metadata)
+        self._source = source
+        self._text_column, self._label_column = str(text_column), str(label_column)
+        self._encoding = encoding or (POLARITY_ENCODING if source == "mr" else "utf-8")
+
+    def _setting(self, name: str) -> str:
+        return f"--params {self._parameters[name]}" if name in self._parameters else name
+
+    def load(self) -> pd.DataFrame:
+        try:
+            frame = self._read()
+        except UndecodableTextError as error:
+            raise error.with_setting(self._setting("encoding")) from None
+        frame.attrs["source"] = str(self._filepath) if self._source == "table" else f"MR sentence polarity ({self._filepath})"
+        return frame
+
+    def _read(self) -> pd.DataFrame:
+        if self._source == "mr":
+            pos, neg = fetch_polarity(self._filepath, mirror=self._mirror)
+            return with_class_names(read_polarity(pos, neg, encoding=self._encoding), POLARITY_CLASS_NAMES)
+        if not self._filepath.is_file():
+            raise DataSourceError(
+                f"No labelled text at {self._filepath}: name a CSV, TSV, parquet or JSON Lines file with "
+                f"{self._setting('filepath')}=/path/to/file."
+            )
+        settings = {name: self._setting(name) for name in ("text_column", "label_column", "encoding")}
+        return read_labelled_text(
+            self._filepath,
+            text_column=self._text_column,
+            label_column=self._label_column,
+            encoding=self._encoding,
+            settings=settings,
+        )
+
+    def _exists(self) -> bool:
+        if self._source == "mr":
+            return all((self._filepath / remote.filename).is_file() for remote in POLARITY_FILES.values())
+        return self._filepath.is_file()
+
+    def _settings(self) -> dict[str, Any]:
+        columns = {} if self._source == "mr" else {"text_column": self._text_column, "label_column": self._label_column}
+        return {"source": self._source, "encoding": self._encoding} | columns
 
 
 class TextCorpusDataset(RawInputDataset):

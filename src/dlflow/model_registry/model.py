@@ -28,6 +28,9 @@ def log_model(package: dict[str, Any]):
     A model with an ``ENTRY_POINT`` is logged as code plus the files its
     ``write_artifacts`` writes (weights, description); others are pickled.
     The output schema is read off the example output's column types.
+    ``package['enforce_input_schema']`` False: the signature has no input schema, so MLflow
+    passes any input to ``predict``, which checks it (a model that takes more than one form,
+    e.g. pixel arrays and base64 image strings, which a tensor schema would refuse).
     Returns MLflow's ``ModelInfo``.
     """
     import mlflow
@@ -40,7 +43,8 @@ def log_model(package: dict[str, Any]):
     output = model.predict(None, example, params)
     inferred = infer_signature(example, params=params)
     outputs = table_schema(output) if isinstance(output, pd.DataFrame) else infer_signature(example, output).outputs
-    signature = ModelSignature(inputs=inferred.inputs, outputs=outputs, params=inferred.params)
+    inputs = inferred.inputs if package.get("enforce_input_schema", True) else None
+    signature = ModelSignature(inputs=inputs, outputs=outputs, params=inferred.params)
     logged = {
         "name": "model",
         "signature": signature,

@@ -1,8 +1,12 @@
-"""Convolutional image classifiers for 28x28 single-channel images (Fashion-MNIST).
+"""Convolutional image classifiers for images of any size and channels (28x28 grey: Fashion-MNIST).
 
 Plain ``torch.nn`` modules: no Kedro, no MLflow. Every model takes a float
-tensor of shape ``(N, in_channels, 28, 28)``, already normalised, and returns
-logits of shape ``(N, num_classes)``.
+tensor of shape ``(N, in_channels, height, width)``, already normalised, with
+the ``image_size = (height, width)`` it was built for, and returns logits of
+shape ``(N, num_classes)``. At 28x28x1 both networks are exactly the ones
+they always were (same layers, parameters and initialisation order); other
+sizes change only parameter-free layers (which max-pools run, an adaptive
+pool before a fixed-size flatten), so the weights' names stay the same.
 
 Two families:
 
@@ -30,26 +34,69 @@ __all__ = ["ARCHITECTURES", "ClassicCNN", "FastCNN", "build_cnn", "hflip", "rand
 
 
 class ClassicCNN(nn.Sequential):
-    """The Keras MNIST tutorial CNN: three 3x3 convolutions, two max-pools, two dense layers."""
+    """The Keras MNIST tutorial CNN: three 3x3 convolutions, two max-pools, two dense layers.
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+    The dense layers take the last convolution's 64 maps at 3x3 (576 values), which is
+    what a 28x28 image leaves. Images of another size get an adaptive average pool to
+    3x3 before the flatten; images smaller than 18 pixels, which three unpadded
+    convolutions and two pools would shrink to nothing, get padded convolutions
+    (at least 4x4).
+    """
+
+    MIN_UNPADDED = 18  # ((18 - 2) // 2 - 2) // 2 - 2 = 1: the smallest side three unpadded convolutions keep
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int | Sequence[int] = 28) -> None:
+        height, width = _image_size(image_size, minimum=4)
+        padding = 0 if min(height, width) >= self.MIN_UNPADDED else 1
+        last = [_classic_side(side, padding) for side in (height, width)]
+        flatten = nn.Flatten() if last == [3, 3] else _PoolFlatten(3)
         super().__init__(
-            nn.Conv2d(in_channels, 32, kernel_size=3), nn.ReLU(),  # 28 -> 26
+            nn.Conv2d(in_channels, 32, kernel_size=3, padding=padding), nn.ReLU(),  # 28 -> 26
             nn.MaxPool2d(2),  # 26 -> 13
-            nn.Conv2d(32, 64, kernel_size=3), nn.ReLU(),  # 13 -> 11
+            nn.Conv2d(32, 64, kernel_size=3, padding=padding), nn.ReLU(),  # 13 -> 11
             nn.MaxPool2d(2),  # 11 -> 5
-            nn.Conv2d(64, 64, kernel_size=3), nn.ReLU(),  # 5 -> 3
-            nn.Flatten(),  # 64 * 3 * 3 = 576
+            nn.Conv2d(64, 64, kernel_size=3, padding=padding), nn.ReLU(),  # 5 -> 3
+            flatten,  # 64 * 3 * 3 = 576
             nn.Linear(576, 64), nn.ReLU(),
             nn.Linear(64, num_classes),
         )  # fmt: skip
 
 
+def _classic_side(side: int, padding: int) -> int:
+    """What ``ClassicCNN``'s convolutions and pools leave of one side of the image."""
+    shrink = 2 - 2 * padding
+    return ((side - shrink) // 2 - shrink) // 2 - shrink
+
+
+class _PoolFlatten(nn.Module):
+    """Adaptive average pool to ``size`` x ``size``, then flatten: a fixed-size flatten for any map size."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(size)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.pool(maps).flatten(1)
+
+
+def _image_size(image_size: int | Sequence[int], minimum: int) -> tuple[int, int]:
+    """``(height, width)`` from an int (square) or a pair; ``ValueError`` below ``minimum`` pixels a side."""
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(side) for side in image_size)
+    if len(size) != 2 or min(size) < minimum:
+        raise ValueError(f"image_size must be (height, width), each at least {minimum} pixels, got {image_size!r}")
+    return size
+
+
 class FastCNN(nn.Module):
     """Conv-BN-ReLU stages, each closed by a 2x2 max-pool, then global pooling and a linear head.
 
-    With the default four stages the feature maps go 28 -> 14 -> 7 -> 3 -> 1
-    pixels, and the widths are 16-64-128-256 (0.38 M parameters). Everything
+    With the default four stages the feature maps of a 28x28 image go
+    28 -> 14 -> 7 -> 3 -> 1 pixels, and the widths are 16-64-128-256 (0.38 M
+    parameters). The global pool makes the head independent of the image size;
+    a stage's pool is left out (an ``nn.Identity`` in its place, so the weights
+    keep their names) where it would shrink the map below what the remaining
+    stages need: 3 pixels before an unpadded last stage, else 1. A 32x32 image
+    goes 32 -> 16 -> 8 -> 4 -> 2, an 8x8 one 8 -> 4 -> 4 -> 4 -> 2. Everything
     here is chosen by time per point of accuracy on a 2-core CPU in float32,
     where a step costs what its convolutions and its full-resolution memory
     traffic cost (``benchmarks/cnn_benchmark.py``; numbers in the README):
@@ -76,6 +123,8 @@ class FastCNN(nn.Module):
     Args:
         num_classes: number of output logits.
         in_channels: channels of the input images.
+        image_size: ``(height, width)`` of the input images (an int: square); at least 3 pixels
+            a side, or 1 with ``pad_last_stage``.
         channels: output channels of each stage; its length is the number of stages.
         convs_per_stage: 3x3 convolutions in each stage, one int for all stages
             or one per stage.
@@ -84,9 +133,9 @@ class FastCNN(nn.Module):
         pool_before_norm: max-pool each stage's last convolution before its
             BatchNorm and ReLU (``False``: conv-BN-ReLU-pool).
         pad_last_stage: ``False``: the last stage's last convolution is
-            unpadded and not pooled (its input must be at least 3x3: at most
-            four stages for 28x28 images); ``True``: it is padded and pooled
-            like the others.
+            unpadded and not pooled (its input must be at least 3x3, so fewer
+            pools run on small images); ``True``: it is padded and pooled like
+            the others.
         bf16: bfloat16 autocast: ``True``, ``False``, or ``None`` (where native).
     """
 
@@ -94,6 +143,7 @@ class FastCNN(nn.Module):
         self,
         num_classes: int = 10,
         in_channels: int = 1,
+        image_size: int | Sequence[int] = 28,
         channels: Sequence[int] = (16, 64, 128, 256),
         convs_per_stage: int | Sequence[int] = 1,
         global_pool: str = "max",
@@ -116,6 +166,8 @@ class FastCNN(nn.Module):
         if global_pool not in pools:
             raise ValueError(f"global_pool must be one of {sorted(pools)}, got {global_pool!r}")
 
+        smallest = 1 if pad_last_stage else 3  # what a pool must leave: the unpadded last convolution needs 3x3
+        side = min(_image_size(image_size, minimum=smallest))
         layers: list[nn.Module] = []
         width = in_channels
         for stage, (out_channels, convs) in enumerate(zip(channels, convs_per_stage)):
@@ -124,11 +176,15 @@ class FastCNN(nn.Module):
                 unpadded = last and not pad_last_stage and stage == len(channels) - 1
                 pool = last and not unpadded
                 layers.append(nn.Conv2d(width, out_channels, kernel_size=3, padding=0 if unpadded else 1, bias=False))
+                if pool:
+                    shrink = side // 2 >= smallest
+                    side = side // 2 if shrink else side
+                    pooling = nn.MaxPool2d(2) if shrink else nn.Identity()
                 if pool and pool_before_norm:
-                    layers.append(nn.MaxPool2d(2))
+                    layers.append(pooling)
                 layers += [nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
                 if pool and not pool_before_norm:
-                    layers.append(nn.MaxPool2d(2))
+                    layers.append(pooling)
                 width = out_channels
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(pools[global_pool], nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, num_classes))
@@ -146,11 +202,19 @@ class FastCNN(nn.Module):
 ARCHITECTURES: dict[str, type[nn.Module]] = {"classic": ClassicCNN, "fast": FastCNN}
 
 
-def build_cnn(architecture: str, num_classes: int, **kwargs) -> nn.Module:
-    """Build the CNN named ``architecture`` (``"classic"`` or ``"fast"``); kwargs go to its constructor."""
+def build_cnn(
+    architecture: str,
+    num_classes: int,
+    *,
+    in_channels: int = 1,
+    image_size: int | Sequence[int] = 28,
+    **options,
+) -> nn.Module:
+    """Build the CNN named ``architecture`` (``"classic"`` or ``"fast"``) for ``in_channels`` x
+    ``image_size`` images (``(height, width)``); ``options`` go to its constructor."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown CNN architecture {architecture!r}; choose one of {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[architecture](num_classes=num_classes, **kwargs)
+    return ARCHITECTURES[architecture](num_classes=num_classes, in_channels=in_channels, image_size=image_size, **options)
 
 
 def hflip(features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

@@ -11,24 +11,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dlflow.sources.image_table import table_images
+from dlflow.sources.image_table import table_images, table_shape
 from dlflow.text import Vocabulary
 from dlflow.tracking.lineage import table_digest
 
 
 def image_classifier_package(
     network: Any,
-    normalisation: dict[str, float],
+    normalisation: dict[str, Any],
     class_names: list[str],
     test_split: pd.DataFrame,
     *,
     architecture: str,
     options: dict[str, Any],
     flip_test_time: bool,
-    image_shape: tuple[int, int],
+    resize: str = "stretch",
 ) -> dict[str, Any]:
-    """The servable CNN (raw pixels in, named classes out), four test images as its example, the test digest."""
-    from dlflow.serving.image_classifier import ImageClassifierModel
+    """The servable CNN (pixels or encoded image files in, named classes out), four test images as its
+    example (base64 PNG files in an ``image`` column: what real clients send), the test digest.
+
+    The model's input shape is the test table's (``table_shape``); ``resize`` is how it fits
+    encoded images of another size (``dlflow.sources.image_files.decode_image``).
+    """
+    from dlflow.serving.image_classifier import IMAGE_COLUMN, ImageClassifierModel
 
     servable = ImageClassifierModel(
         network,
@@ -38,13 +43,27 @@ def image_classifier_package(
         std=normalisation["std"],
         class_names=class_names,
         flip_test_time=flip_test_time,
-        image_shape=image_shape,
+        image_shape=table_shape(test_split),
+        resize=resize,
     )
     return {
         "model": servable,
-        "input_example": table_images(test_split.head(4), image_shape).astype(np.float32),
+        "input_example": pd.DataFrame({IMAGE_COLUMN: [png_base64(image) for image in table_images(test_split.head(4))]}),
         "test_data_digest": table_digest(test_split),
+        "enforce_input_schema": False,  # the model checks both input forms itself (strings would be refused before it)
     }
+
+
+def png_base64(image: np.ndarray) -> str:
+    """A ``(height, width, channels)`` uint8 image as a base64 PNG file (lossless: it decodes to the same pixels)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def sentence_classifier_package(

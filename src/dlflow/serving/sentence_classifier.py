@@ -1,4 +1,4 @@
-"""A registered sentence classifier that takes raw sentences and returns label and probability."""
+"""A registered sentence classifier that takes raw sentences and returns the class name and every class's probability."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ class SentenceClassifierModel(mlflow.pyfunc.PythonModel):
     not a string, or is empty, is refused with an ``MlflowException`` that
     ``mlflow models serve`` answers with HTTP 400.
     Output: a DataFrame with ``label`` (class name), ``probability`` (of that
-    label) and ``p_<class>`` for every class.
+    label) and ``p_<class>`` for every class, in class order: any number of classes,
+    named as the training data named them.
     """
 
     ENTRY_POINT = Path(__file__).with_name("sentence_classifier_entry.py")
@@ -71,9 +72,11 @@ class SentenceClassifierModel(mlflow.pyfunc.PythonModel):
 
     def describe(self) -> dict[str, Any]:
         """What this model is, takes and answers: the registered model's metadata and description."""
+        names, more = self.class_names[:10], len(self.class_names) - 10
+        shown = ", ".join(names) + (f", ... ({more} more)" if more > 0 else "")
         return {
-            "summary": f"Sentence polarity classifier (recurrent network over word vectors), {len(self.class_names)} classes",
-            "input": "a table with a column `sentence`: one non-empty English sentence per row, as a string "
+            "summary": f"Sentence classifier (recurrent network over word vectors), {len(self.class_names)} classes: {shown}",
+            "input": "a table with a column `sentence`: one non-empty sentence (or short text) per row, as a string "
             f"(raw text; tokenised by the model, at most {self.max_length} tokens used); anything else is refused (HTTP 400)",
             "output": "a table: `label` (class name), `probability` (of that label), `p_<class name>` per class",
             "class_names": list(self.class_names),

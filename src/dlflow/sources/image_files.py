@@ -93,8 +93,8 @@ def _loaded(source: str | Path | bytes, name: str):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image.load()  # truncated or corrupt data fails here, not later
-        if image.format in ("JPEG", "MPO"):
-            image = ImageOps.exif_transpose(image)
+        if image.format in ("JPEG", "MPO") and image.getexif().get(0x0112, 1) != 1:  # 0x0112: orientation
+            image = ImageOps.exif_transpose(image)  # a copy: only when there is something to turn
         return image
     except ImageDecodeError:
         raise
@@ -181,6 +181,42 @@ def decode_image(
     image = _resize(_to_channels(_loaded(source, name), channels), size, resize)
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels.reshape(size[0], size[1], channels)
+
+
+def load_image(
+    source: str | Path | bytes,
+    size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    resize: ResizePolicy = "stretch",
+    name: str | None = None,
+) -> tuple[np.ndarray, ImageInfo]:
+    """``inspect_image`` and ``decode_image`` from one decode: the pixels and what the file holds.
+
+    ``size`` None keeps the image's own size; ``channels`` None gives 3 when its pixels are in colour,
+    else 1. With both given the pixels equal ``decode_image(source, size, channels, resize)``'s.
+    """
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    if resize not in RESIZE_POLICIES:
+        raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {resize!r}")
+    name = name or str(source if not isinstance(source, (bytes, bytearray)) else "<bytes>")
+    image = _loaded(source, name)
+    colour, rgb, raw = False, None, b""
+    if _has_colour(image):
+        rgb = image if image.mode == "RGB" else _to_channels(image, 3)
+        raw = rgb.tobytes()
+        colour = not (raw[0::3] == raw[1::3] == raw[2::3])  # bytes compare in C and stop at the first difference
+    info = ImageInfo(width=image.width, height=image.height, mode=image.mode, colour=colour)
+    channels = channels or (3 if colour else 1)
+    if channels == 3 and rgb is not None:
+        converted = rgb
+    else:
+        converted = image if image.mode == "L" and channels == 1 else _to_channels(image, channels)
+    if size is not None and converted.size != (size[1], size[0]):
+        converted = _resize(converted, size, resize)
+    if converted is not rgb:  # else: the RGB bytes made for the colour check
+        raw = converted.tobytes()
+    return np.frombuffer(raw, np.uint8).reshape(converted.height, converted.width, channels), info
 
 
 def most_common_size(infos: Iterable[ImageInfo]) -> tuple[int, int]:

@@ -15,8 +15,16 @@ from pathlib import PurePath
 USER_SOURCES = ("folder", "table")  # the sources whose name comes from their path
 
 
-def dataset_name(source: str, path: str | None = None) -> str:
-    """``source`` itself, or for a user's ``folder`` / ``table`` the slug of the path's last part (a file without its suffix)."""
+def dataset_name(source: str, path: str | None = None, name: str | None = None) -> str:
+    """``source`` itself, or for a user's ``folder`` / ``table`` the slug of the path's last part (a file without its suffix).
+
+    ``name`` given (``--params dataset_name=...``) wins, slugged alike.
+    """
+    if name not in (None, ""):
+        slug = re.sub(r"[^a-z0-9_]+", "-", str(name).lower()).strip("-")
+        if not slug:
+            raise ValueError(f"dataset_name {name!r} has no letters or digits: name the data set with some")
+        return slug
     if source not in USER_SOURCES:
         return source
     if not path:

@@ -1,4 +1,4 @@
-"""Readers for raw text: the MR sentence-polarity files and corpora for Word2Vec.
+"""Readers for raw text: the MR sentence-polarity files, corpora for Word2Vec, and whole text files.
 
 Decoding is strict everywhere: bytes that the declared encoding cannot decode
 raise :class:`DataValidationError` naming the file (and zip member), the byte
@@ -74,6 +74,8 @@ _READ_ERRORS = (
 
 # --- MR sentence polarity -----------------------------------------------------------------
 
+POLARITY_CLASS_NAMES: tuple[str, ...] = ("negative", "positive")  # by label: 0 negative, 1 positive
+
 
 def read_polarity(pos_path: Path | str, neg_path: Path | str, encoding: str = POLARITY_ENCODING) -> pd.DataFrame:
     """The MR sentences as a table: ``sentence`` (str, stripped, blank lines
@@ -119,6 +121,24 @@ def assign_folds(frame: pd.DataFrame, n_folds: int = 10, seed: int = 42) -> pd.D
     folds = np.empty(len(frame), dtype=np.int8)
     folds[order] = np.arange(len(frame)) % n_folds
     return frame.assign(fold=folds)
+
+
+# --- whole files -----------------------------------------------------------------------
+
+
+def read_text(path: Path | str, encoding: str = "utf-8") -> str:
+    """The text of one file, decoded strictly, with a leading byte-order mark removed.
+
+    Raises DataSourceError for a missing file, ValueError for an unknown encoding, and
+    DataValidationError for a binary file (a NUL byte at the start, for 8-bit encodings) or
+    undecodable bytes (:class:`UndecodableTextError`: offset, line and an encoding that works).
+    """
+    _check_encoding(encoding)
+    path = Path(path)
+    if not path.is_file():
+        raise DataSourceError(f"{path} does not exist (or is not a file).")
+    text = "".join(_decoded_blocks(_Source(str(path), partial(path.open, "rb")), encoding))
+    return text[1:] if text.startswith("\ufeff") else text
 
 
 # --- corpora -------------------------------------------------------------------------

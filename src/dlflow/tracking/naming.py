@@ -79,9 +79,20 @@ def _count(number: Any, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
+def _image_data(params: Mapping[str, Any]) -> str:
+    """The image data set's name: the registered source, or the user's folder (``dlflow.sources.naming``)."""
+    from dlflow.sources.naming import dataset_name
+
+    source = str(params.get("image_source", "?"))
+    try:
+        return dataset_name(source, params.get("images_dir"), params.get("dataset_name"))
+    except ValueError:
+        return source
+
+
 def _cnn(params: Mapping[str, Any], tags: Mapping[str, str]) -> tuple[str, str]:
     architecture = _get(params, "cnn.model.architecture", "?")
-    source, epochs = params.get("image_source", "?"), _get(params, "cnn.training.epochs", "?")
+    source, epochs = _image_data(params), _get(params, "cnn.training.epochs", "?")
     images = _get(params, "cnn.data.max_train_samples") or "all"
     return (
         f"cnn {architecture} {source} {epochs}ep",
@@ -106,16 +117,21 @@ def _rnn(params: Mapping[str, Any], tags: Mapping[str, str]) -> tuple[str, str]:
     cell = _get(params, "rnn.model.cell", "?")
     bidirectional = "bi" if _get(params, "rnn.model.bidirectional") else ""
     embedding = _get(params, "rnn.model.embedding_mode", "?")
-    folds = _get(params, "text.folds", 10)
-    if _get(params, "rnn.evaluation.mode", "cv") == "cv":
+    folds, fold = _get(params, "text.folds", 10), _get(params, "rnn.evaluation.test_fold", 0)
+    mode = _get(params, "rnn.evaluation.mode", "cv")
+    if mode is None:  # chosen by the data's size (dlflow.config.RnnEvaluationParams.resolved_mode)
+        limit = _get(params, "rnn.evaluation.cv_max_sentences", "?")
+        evaluation, short = f"{folds}-fold cross-validation up to {limit} sentences, else fold {fold} held out", "auto"
+    elif mode == "cv":
         evaluation, short = f"{folds}-fold cross-validation", f"cv{folds}"
     else:
-        fold = _get(params, "rnn.evaluation.test_fold", 0)
         evaluation, short = f"fold {fold} of {folds} held out", f"fold{fold}"
+    table = params.get("labelled_text") if params.get("text_source") == "table" else None
+    data = f"the labelled text {table}" if table else "MR movie-review polarity"
     return (
         f"rnn {cell} {embedding} {short}",
         f"Sentence classifier: a {bidirectional}{str(cell).upper()} over the Word2Vec vectors ({embedding}), "
-        f"{_count(_get(params, 'rnn.training.epochs', '?'), 'epoch')}, on MR movie-review polarity, {evaluation}; "
+        f"{_count(_get(params, 'rnn.training.epochs', '?'), 'epoch')}, on {data}, {evaluation}; "
         "baseline: bag-of-words Naive Bayes on the same folds.",
     )
 
@@ -166,7 +182,7 @@ def _flat_keys(space: Mapping[str, Any], prefix: str = "") -> list[str]:
 
 
 def _ingestion(params: Mapping[str, Any], tags: Mapping[str, str]) -> tuple[str, str]:
-    source = params.get("image_source", "?")
+    source = _image_data(params)
     return f"ingestion {source}", f"Ingestion: the {source} images and the text corpora, fetched, checked and tabled."
 
 

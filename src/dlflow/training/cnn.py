@@ -1,7 +1,9 @@
 """The CNN's training recipe: image tables in, the shared loop's ``FitResult`` or test probabilities out.
 
 Used by the ``cnn`` pipeline's nodes and by tuning trials alike; knows nothing of
-Kedro or MLflow (the callbacks it is given may log).
+Kedro or MLflow (the callbacks it is given may log). Images of any size and
+channels: the network is built for the shape the training table records
+(``dlflow.sources.image_table.table_shape``).
 """
 
 from __future__ import annotations
@@ -13,24 +15,72 @@ import pandas as pd
 import torch
 
 from dlflow.config import AugmentationParams, CnnModelParams, TrainingParams
-from dlflow.sources.image_table import IMAGE_SHAPE, table_images
+from dlflow.sources.image_table import table_images, table_shape
 from dlflow.training.config import TrainConfig
 from dlflow.training.data import TensorDataset
 from dlflow.training.loop import fit, predict
 from dlflow.training.runtime import seed_everything
 
+Normalisation = dict[str, Any]  # {"mean": float, "std": float} (one channel) or lists of one value per channel
 
-def image_tensors(table: pd.DataFrame, normalisation: dict[str, float]) -> TensorDataset:
-    """An image table as normalised ``(N, 1, H, W)`` float images and int64 labels."""
-    images = torch.from_numpy(table_images(table, IMAGE_SHAPE)).float().div_(255.0).unsqueeze(1)
-    images.sub_(normalisation["mean"]).div_(normalisation["std"])
+
+def channel_statistics(normalisation: Normalisation, channels: int) -> tuple[list[float], list[float]]:
+    """The per-channel ``mean`` and ``std`` of ``normalisation`` (a scalar applies to every channel).
+
+    ``ValueError`` when a list has another length than ``channels``.
+    """
+    stats = []
+    for key in ("mean", "std"):
+        value = normalisation[key]
+        values = [float(value)] * channels if np.isscalar(value) else [float(v) for v in value]
+        if len(values) != channels:
+            raise ValueError(f"normalisation {key!r} has {len(values)} values for {channels}-channel images")
+        stats.append(values)
+    return stats[0], stats[1]
+
+
+def image_tensors(table: pd.DataFrame, normalisation: Normalisation) -> TensorDataset:
+    """An image table as normalised ``(N, C, H, W)`` float images and int64 labels.
+
+    One channel is computed exactly as it always was (contiguous, scalar mean and
+    std); colour images keep the table's channels-last layout, which is the memory
+    format the loop trains in.
+    """
+    pixels = table_images(table)  # (N, H, W, C) uint8
+    channels = pixels.shape[-1]
+    if channels == 1:
+        images = torch.from_numpy(pixels[..., 0]).float().div_(255.0).unsqueeze(1)
+        mean, std = channel_statistics(normalisation, 1)
+        images.sub_(mean[0]).div_(std[0])
+    else:
+        images = torch.from_numpy(pixels).float().div_(255.0).permute(0, 3, 1, 2)
+        mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in channel_statistics(normalisation, channels))
+        images.sub_(mean).div_(std)
     return TensorDataset(features=(images,), targets=torch.from_numpy(table["label"].to_numpy().astype(np.int64)))
+
+
+def build_network(model: CnnModelParams, num_classes: int, image_shape: tuple[int, int, int]) -> torch.nn.Module:
+    """The configured CNN for ``image_shape`` = ``(height, width, channels)`` images."""
+    from dlflow.models import build_cnn
+
+    height, width, channels = image_shape
+    return build_cnn(
+        model.architecture, num_classes=num_classes, in_channels=channels, image_size=(height, width), **model.options
+    )
+
+
+def _same_shape(tables: dict[str, pd.DataFrame]) -> tuple[int, int, int]:
+    shapes = {name: tuple(table_shape(table)) for name, table in tables.items()}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{name} {h}x{w}x{c}" for name, (h, w, c) in shapes.items())
+        raise ValueError(f"the image tables differ in shape ({listed}): ingest them with one size and channel count")
+    return next(iter(shapes.values()))
 
 
 def fit_cnn(
     train_split: pd.DataFrame,
     val_split: pd.DataFrame,
-    normalisation: dict[str, float],
+    normalisation: Normalisation,
     class_names: list[str],
     model: CnnModelParams,
     training: TrainingParams,
@@ -41,12 +91,15 @@ def fit_cnn(
 ) -> Any:
     """Train the configured CNN with the shared loop, seeded so every run starts from the same weights.
 
+    The network takes the tables' image shape. ``augmentation`` as resolved for the
+    image source (``AugmentationParams.resolved``; a ``None`` left in it is off).
     Returns the loop's ``FitResult``.
     """
-    from dlflow.models import build_cnn, random_hflip
+    from dlflow.models import random_hflip
 
+    shape = _same_shape({"training split": train_split, "validation split": val_split})
     seed_everything(training.seed, training.deterministic)
-    network = build_cnn(model.architecture, num_classes=len(class_names), **model.options)
+    network = build_network(model, len(class_names), shape)
     return fit(
         network,
         image_tensors(train_split, normalisation),
@@ -58,7 +111,11 @@ def fit_cnn(
 
 
 def predict_cnn(
-    model: Any, test_split: pd.DataFrame, normalisation: dict[str, float], eval_batch_size: int, flip_test_time: bool
+    model: Any,
+    test_split: pd.DataFrame,
+    normalisation: Normalisation,
+    eval_batch_size: int,
+    flip_test_time: bool | None,
 ) -> pd.DataFrame:
     """The prediction table of the test images: ``label``, ``prediction``, ``probabilities``."""
     from dlflow.models import hflip
@@ -74,7 +131,7 @@ def predict_cnn(
     return pd.DataFrame(
         {
             "label": test_split["label"].to_numpy(),
-            "prediction": probabilities.argmax(axis=1).astype(np.uint8),
+            "prediction": probabilities.argmax(axis=1).astype(np.uint8 if probabilities.shape[1] <= 256 else np.uint16),
             "probabilities": list(probabilities.astype(np.float32)),
         }
     )

@@ -1,4 +1,4 @@
-"""The RNN's training recipe: encoded MR sentences in, one model per held-out fold out.
+"""The RNN's training recipe: encoded labelled sentences in (any number of classes), one model per held-out fold out.
 
 ``cross_validate`` trains the folds (in this process or side by side in worker
 processes, ``training.parallel``); ``fit_rnn_fold`` is one fold's training, which
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import multiprocessing
 from typing import Any
 
@@ -27,6 +28,11 @@ from dlflow.training.loop import fit, predict
 from dlflow.training.runtime import seed_everything
 
 logger = logging.getLogger(__name__)
+
+
+def class_index_dtype(num_classes: int) -> np.dtype:
+    """The smallest unsigned integer type that holds the class indices ``0 .. num_classes - 1`` (uint8 up to 256)."""
+    return np.min_scalar_type(max(num_classes - 1, 0))
 
 
 def sentence_tensors(encoded: dict[str, np.ndarray], rows: np.ndarray, lookup: Any = None) -> TensorDataset:
@@ -71,8 +77,8 @@ def fit_rnn_fold(
     num_classes: int,
 ) -> Any:
     """Train one RNN with fold ``fold`` held out: a seeded, stratified validation slice of the other folds
-    (``rnn.evaluation.validation_fraction``) is validated each epoch. Returns the loop's ``FitResult``,
-    its model over the full vocabulary.
+    (``rnn.evaluation.validation_fraction``, and at least one sentence per class) is validated each
+    epoch. Returns the loop's ``FitResult``, its model over the full vocabulary.
 
     The network trains on the embedding rows of the training folds' words only
     (``models.rnn.compact_vocabulary``): the same training, as dense Adam never
@@ -86,10 +92,14 @@ def fit_rnn_fold(
     from dlflow.training.adversarial import EmbeddingAdversarialLoss
 
     folds = encoded["folds"]
+    pool = np.flatnonzero(folds != fold)
+    # As many sentences as the fraction asks (sklearn's own rounding), and no fewer than the classes:
+    # a stratified slice needs one of each.
+    validation_size = max(math.ceil(rnn.evaluation.validation_fraction * len(pool)), num_classes)
     train_rows, val_rows = train_test_split(
-        np.flatnonzero(folds != fold),
-        test_size=rnn.evaluation.validation_fraction,
-        stratify=encoded["labels"][folds != fold],
+        pool,
+        test_size=validation_size,
+        stratify=encoded["labels"][pool],
         random_state=rnn.training.seed,
     )
     # Train on the embedding rows these sentences use, then put the model back on the full vocabulary.
@@ -121,8 +131,8 @@ def predict_fold(model: Any, encoded: dict[str, np.ndarray], fold: int, eval_bat
         {
             "row": rows,
             "fold": fold,
-            "label": test.targets.numpy().astype(np.uint8),
-            "prediction": probabilities.argmax(1).astype(np.uint8),
+            "label": test.targets.numpy().astype(class_index_dtype(probabilities.shape[1])),
+            "prediction": probabilities.argmax(1).astype(class_index_dtype(probabilities.shape[1])),
             "probabilities": list(probabilities.astype(np.float32)),
         }
     )

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dlflow.config import AugmentationParams, CnnModelParams, ImageDataParams, TrainingParams
-from dlflow.sources.image_table import IMAGE_SHAPE, table_images
+from dlflow.sources.image_table import table_images
 from dlflow.sources.splits import stratified_indices
 
 if TYPE_CHECKING:
@@ -32,10 +32,16 @@ def _subset(table: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
     return table.iloc[chosen].reset_index(drop=True)
 
 
-def split_train_validation(train: pd.DataFrame, data: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Seeded, stratified train/validation split of the training table."""
+def split_train_validation(
+    train: pd.DataFrame, validation: pd.DataFrame, data: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training and validation tables: the data's own validation images when it has them (a ``val/``
+    folder), else a seeded, stratified split of the training table (``cnn.data.validation_fraction``)."""
     data = ImageDataParams.model_validate(data)
     table = _subset(train, data.max_train_samples, data.split_seed)
+    if len(validation):
+        logger.info("Training on %d images, validating on the data's own %d validation images", len(table), len(validation))
+        return table.reset_index(drop=True), validation.reset_index(drop=True)
     val_rows, train_rows = stratified_indices(
         table["label"].to_numpy(), round(len(table) * data.validation_fraction), data.split_seed
     )
@@ -49,33 +55,50 @@ def select_test_images(test: pd.DataFrame, data: dict[str, Any]) -> pd.DataFrame
     return _subset(test, data.max_test_samples, data.split_seed)
 
 
-def compute_normalisation(train_split: pd.DataFrame) -> dict[str, float]:
-    """Mean and standard deviation of pixel values (scaled to 0-1), training split only.
+def compute_normalisation(train_split: pd.DataFrame) -> dict[str, Any]:
+    """Mean and standard deviation of pixel values (scaled to 0-1) per channel, training split only.
 
+    One channel (grey): ``{"mean": m, "std": s}``; colour: ``{"mean": [r, g, b], "std": [...]}``.
     Computed from the histogram of the 256 pixel values: exact, and 25x faster
     than converting 42 M pixels to floats. The histogram is counted in chunks
     because ``np.bincount`` first widens its whole input to int64.
     """
-    pixels = table_images(train_split, IMAGE_SHAPE).reshape(-1)
+    images = table_images(train_split)  # (N, H, W, C)
+    channels = images.shape[-1]
+    stats = [_histogram_statistics(images.reshape(-1) if channels == 1 else images[..., c].reshape(-1)) for c in range(channels)]
+    if channels == 1:
+        return {"mean": stats[0][0], "std": stats[0][1]}
+    return {"mean": [mean for mean, _ in stats], "std": [std for _, std in stats]}
+
+
+def _histogram_statistics(pixels: np.ndarray) -> tuple[float, float]:
     counts = sum(np.bincount(chunk, minlength=256) for chunk in np.array_split(pixels, 64)).astype(np.float64)
     values = np.arange(256) / 255.0
     mean = counts @ values / counts.sum()
-    return {"mean": float(mean), "std": float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))}
+    return float(mean), float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))
+
+
+def _augmentation(augmentation: dict[str, Any], image_source: str) -> AugmentationParams:
+    """The flips this run uses: ``cnn.augmentation``, its nulls resolved for ``image_source``."""
+    return AugmentationParams.model_validate(augmentation).resolved(image_source)
 
 
 def train_cnn(
     train_split: pd.DataFrame,
     val_split: pd.DataFrame,
-    normalisation: dict[str, float],
+    normalisation: dict[str, Any],
     class_names: list[str],
     model: dict[str, Any],
     training: dict[str, Any],
     augmentation: dict[str, Any],
+    image_source: str,
     checkpoints: str,
     run_context: RunContext,
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train the configured CNN with the shared loop; return the model and its per-epoch history.
 
+    The network fits the tables' image size and channels; random flips follow
+    ``cnn.augmentation.horizontal_flip`` (null: on for Fashion-MNIST only).
     Epochs are checkpointed under ``checkpoints`` (the catalog's ``cnn_checkpoints``) in a folder
     of this MLflow run's own, so only a re-opened run resumes from them.
     """
@@ -84,7 +107,7 @@ def train_cnn(
 
     result = fit_cnn(
         train_split, val_split, normalisation, class_names,
-        CnnModelParams.model_validate(model), TrainingParams.model_validate(training), AugmentationParams.model_validate(augmentation),
+        CnnModelParams.model_validate(model), TrainingParams.model_validate(training), _augmentation(augmentation, image_source),
         callbacks=[MlflowEpochLogger()], checkpoint_dir=run_context.checkpoint_dir(checkpoints),
     )  # fmt: skip
     return result.model, [vars(record) for record in result.history]
@@ -93,15 +116,17 @@ def train_cnn(
 def predict_cnn(
     model: Any,
     test_split: pd.DataFrame,
-    normalisation: dict[str, float],
+    normalisation: dict[str, Any],
     training: dict[str, Any],
     augmentation: dict[str, Any],
+    image_source: str,
 ) -> pd.DataFrame:
-    """Class probabilities for the test images: ``label``, ``prediction``, ``probabilities``."""
+    """Class probabilities for the test images: ``label``, ``prediction``, ``probabilities``
+    (averaged over each image and its mirror with ``flip_test_time``, null: Fashion-MNIST only)."""
     from dlflow.training.cnn import predict_cnn as predict
 
     eval_batch_size = TrainingParams.model_validate(training).eval_batch_size
-    flip_test_time = AugmentationParams.model_validate(augmentation).flip_test_time
+    flip_test_time = _augmentation(augmentation, image_source).flip_test_time
     return predict(model, test_split, normalisation, eval_batch_size, flip_test_time)
 
 
@@ -110,7 +135,7 @@ def plot_cnn_mistakes(test_split: pd.DataFrame, predictions: pd.DataFrame, class
     from dlflow.evaluation.plots import plot_misclassified
 
     return plot_misclassified(
-        table_images(test_split, IMAGE_SHAPE),
+        table_images(test_split),
         predictions["label"].to_numpy(),
         predictions["prediction"].to_numpy(),
         np.stack(predictions["probabilities"].to_numpy()),
@@ -121,18 +146,25 @@ def plot_cnn_mistakes(test_split: pd.DataFrame, predictions: pd.DataFrame, class
 
 def package_cnn(
     network: Any,
-    normalisation: dict[str, float],
+    normalisation: dict[str, Any],
     class_names: list[str],
     test_split: pd.DataFrame,
     model: dict[str, Any],
     augmentation: dict[str, Any],
+    image_source: str,
+    resize: str,
 ) -> dict[str, Any]:
-    """The servable model (raw pixels in, named classes out), an input example and the test digest."""
+    """The servable model (pixels or encoded image files in, named classes out), an input example and the test digest.
+
+    ``resize`` (``images.resize``, the policy ingestion fitted the images with) is how the served
+    model fits an encoded image of another size to its input.
+    """
     from dlflow.serving.packaging import image_classifier_package
 
     model = CnnModelParams.model_validate(model)
     return image_classifier_package(
         network, normalisation, class_names, test_split,
         architecture=model.architecture, options=model.options,
-        flip_test_time=AugmentationParams.model_validate(augmentation).flip_test_time, image_shape=IMAGE_SHAPE,
+        flip_test_time=bool(_augmentation(augmentation, image_source).flip_test_time),
+        resize=resize,
     )  # fmt: skip

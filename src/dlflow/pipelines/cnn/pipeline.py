@@ -23,14 +23,15 @@ def create_training_pipeline() -> Pipeline:
     """
     return pipeline(
         [
-            node(split_train_validation, ["image_train_intermediate", "params:cnn.data"], ["cnn_train_split", "cnn_val_split"], name="split_train_validation", tags="preprocessing"),
+            node(split_train_validation, ["image_train_intermediate", "image_val_intermediate", "params:cnn.data"], ["cnn_train_split", "cnn_val_split"], name="split_train_validation", tags="preprocessing"),
             node(select_test_images, ["image_test_intermediate", "params:cnn.data"], "cnn_test_split", name="select_test_images", tags="preprocessing"),
             node(compute_normalisation, "cnn_train_split", "cnn_normalisation", name="compute_normalisation", tags="preprocessing"),
             node(
                 train_cnn,
                 [
                     "cnn_train_split", "cnn_val_split", "cnn_normalisation", "image_class_names",
-                    "params:cnn.model", "params:cnn.training", "params:cnn.augmentation", "cnn_checkpoints", "run_context",
+                    "params:cnn.model", "params:cnn.training", "params:cnn.augmentation", "params:image_source",
+                    "cnn_checkpoints", "run_context",
                 ],
                 ["cnn_model", "cnn_training_history"],
                 name="train_cnn",
@@ -38,7 +39,7 @@ def create_training_pipeline() -> Pipeline:
             ),
             node(
                 predict_cnn,
-                ["cnn_model", "cnn_test_split", "cnn_normalisation", "params:cnn.training", "params:cnn.augmentation"],
+                ["cnn_model", "cnn_test_split", "cnn_normalisation", "params:cnn.training", "params:cnn.augmentation", "params:image_source"],
                 "cnn_test_predictions",
                 name="predict_cnn",
             ),
@@ -50,7 +51,10 @@ def create_training_pipeline() -> Pipeline:
             ),
             node(
                 package_cnn,
-                ["cnn_model", "cnn_normalisation", "image_class_names", "cnn_test_split", "params:cnn.model", "params:cnn.augmentation"],
+                [
+                    "cnn_model", "cnn_normalisation", "image_class_names", "cnn_test_split",
+                    "params:cnn.model", "params:cnn.augmentation", "params:image_source", "params:images.resize",
+                ],
                 "cnn_package",
                 name="package_cnn",
             ),

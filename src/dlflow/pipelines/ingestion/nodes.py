@@ -1,68 +1,119 @@
-"""Ingestion nodes: validated IDX arrays become parquet tables and a data summary.
+"""Ingestion nodes: the raw images of any source become image tables, a leakage check and a data summary.
 
-The raw files arrive through the catalog (``dlflow.io.IdxDataset`` fetches and
-parses them); these nodes check that images and labels belong together and
-turn them into tables with a documented schema:
-
-``label``  uint8, the class index
-``pixels`` binary, the 784 uint8 values of the 28x28 image in row-major order
-(``dlflow.sources.image_table``)
+The raw input arrives through the catalog (``image_raw``, ``dlflow.io.ImageSourceDataset``): a
+registered source's IDX files or your own folder of class folders. These nodes turn it into
+tables with one schema (``dlflow.sources.image_table``: ``label``, ``pixels``, ``height``,
+``width``, ``channels``, and for a folder ``path`` and ``sha256``), one per split, and report
+what they found.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from dlflow.sources.idx import validate_image_label_pair
-from dlflow.sources.image_sets import get_image_source
-from dlflow.sources.image_table import image_table
+from dlflow.config import ImagesParams, parse
+from dlflow.sources.image_folder import find_duplicates
+from dlflow.sources.image_table import table_shape
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
 
 
-def build_train_table(images: np.ndarray, labels: np.ndarray, image_source: str) -> pd.DataFrame:
-    """Check the training images/labels pair and return it as a ``label``/``pixels`` table."""
-    return _image_table(images, labels, image_source, "train")
+def ingest_images(image_raw: Any, images: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str], dict]:
+    """Read the source's images (``image_raw.read``) with the ``images`` parameters.
 
-
-def build_test_table(images: np.ndarray, labels: np.ndarray, image_source: str) -> pd.DataFrame:
-    """Check the test images/labels pair and return it as a ``label``/``pixels`` table."""
-    return _image_table(images, labels, image_source, "test")
-
-
-def _image_table(images: np.ndarray, labels: np.ndarray, image_source: str, split: str) -> pd.DataFrame:
-    source = get_image_source(image_source)
-    validate_image_label_pair(
-        images,
-        labels,
-        images_path=f"data/01_raw/{image_source}/{source.files[f'{split}_images'].filename}",
-        labels_path=f"data/01_raw/{image_source}/{source.files[f'{split}_labels'].filename}",
-        num_classes=len(source.class_names),
+    Returns the train, validation (no rows unless the folder has val/) and test tables, the class
+    names and the ingestion report (source, size, channels, bad files skipped, ...).
+    """
+    options: ImagesParams = parse("images", images)  # type: ignore[assignment]
+    data = image_raw.read(
+        image_size=options.image_size,
+        channels=options.channels,
+        resize=options.resize,
+        test_fraction=options.test_fraction,
+        split_seed=options.split_seed,
+        on_bad_file=options.on_bad_file,
+        workers=options.workers,
     )
-    return image_table(images, labels)
+    return data.train, data.val, data.test, data.class_names, data.report
 
 
-def list_class_names(image_source: str) -> list[str]:
-    """The human-readable class names of the image source, in label order."""
-    return list(get_image_source(image_source).class_names)
+def find_image_leakage(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame) -> dict[str, Any]:
+    """Files of one content (sha256) in more than one split, and contents given two labels; warns of either."""
+    report = find_duplicates({"train": train, "val": val, "test": test})
+    if report["leaked_images"]:
+        pairs = ", ".join(f"{n} in {pair.replace('-', ' and ')}" for pair, n in report["leaked_by_splits"].items())
+        example = report["leaked"][0]["files"]
+        logger.warning(
+            "Leakage: %d image(s) appear in more than one split with the same content (%s), e.g. %s; "
+            "the test metrics overstate. The list: data/leakage.json in the MLflow run.",
+            report["leaked_images"], pairs, " = ".join(path for paths in example.values() for path in paths[:1]),
+        )  # fmt: skip
+    if report.get("conflicting_labels"):
+        logger.warning(
+            "%d image content(s) carry two or more labels (data/leakage.json lists them)", report["conflicting_labels"]
+        )
+    return report
 
 
-def summarise_image_data(train: pd.DataFrame, test: pd.DataFrame, class_names: list[str]) -> tuple[dict, Any]:
-    """Class counts per split (JSON for MLflow) and a bar chart of the training split."""
-
-    def counts(table: pd.DataFrame) -> dict[str, int]:
-        found = np.bincount(table["label"].to_numpy(), minlength=len(class_names))
-        return {name: int(n) for name, n in zip(class_names, found)}
-
+def summarise_image_data(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    test: pd.DataFrame,
+    class_names: list[str],
+    ingestion_report: dict[str, Any],
+    leakage: dict[str, Any],
+) -> tuple[dict, Any]:
+    """Class counts per split, imbalance ratios, image shape and source (JSON for MLflow), and their bar chart."""
+    tables = {split: table for split, table in zip(SPLITS, (train, val, test)) if len(table)}
+    counts = {split: _class_counts(table, class_names) for split, table in tables.items()}
+    total = {name: sum(split_counts[name] for split_counts in counts.values()) for name in class_names}
+    height, width, channels = table_shape(train)
     summary = {
-        "num_train": len(train),
-        "num_test": len(test),
-        "image_shape": [28, 28],
-        "train_class_counts": counts(train),
-        "test_class_counts": counts(test),
+        "source": ingestion_report.get("source"),
+        "dataset_name": ingestion_report.get("dataset_name"),
+        **({"images_dir": ingestion_report["images_dir"]} if "images_dir" in ingestion_report else {}),
+        "image_size": [height, width],
+        "channels": channels,
+        "num_classes": len(class_names),
+        **{f"num_{split}": len(table) for split, table in zip(SPLITS, (train, val, test))},
+        "class_counts": counts,
+        "imbalance_ratio": {split: _imbalance(split_counts) for split, split_counts in (*counts.items(), ("all", total))},
+        "train_class_counts": counts["train"],
+        "test_class_counts": counts.get("test", {}),
+        "skipped_files": ingestion_report.get("skipped", 0),
+        "leaked_images": leakage.get("leaked_images", 0),
     }
     from dlflow.evaluation.plots import plot_class_distribution
 
-    figure = plot_class_distribution(summary["train_class_counts"], title="Training images per class")
+    figure = plot_class_distribution(counts, title=f"Images per class: {summary['dataset_name'] or summary['source']}")
     return summary, figure
+
+
+def image_data_metrics(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The summary's headline numbers as MLflow metrics: bad files skipped, leaked images, class imbalance."""
+    ratio = summary["imbalance_ratio"]["train"]
+    metrics = {
+        "data_skipped_files": summary["skipped_files"],
+        "data_leaked_images": summary["leaked_images"],
+        "data_num_train": summary["num_train"],
+        "data_num_test": summary["num_test"],
+        **({"data_imbalance_ratio": ratio} if ratio is not None else {}),  # None: a class has no training image
+    }
+    return {name: {"value": float(value), "step": 0} for name, value in metrics.items()}
+
+
+def _class_counts(table: pd.DataFrame, class_names: list[str]) -> dict[str, int]:
+    found = np.bincount(table["label"].to_numpy().astype(np.int64), minlength=len(class_names))
+    return {name: int(n) for name, n in zip(class_names, found)}
+
+
+def _imbalance(counts: dict[str, int]) -> float | None:
+    """The largest class's count over the smallest's; None when a class has none."""
+    values = list(counts.values())
+    return round(max(values) / min(values), 3) if values and min(values) > 0 else None

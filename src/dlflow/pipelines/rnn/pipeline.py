@@ -1,4 +1,5 @@
-"""``rnn``: MR sentences → Word2Vec-initialised LSTM/GRU, cross-validated beside a Naive Bayes baseline."""
+"""``rnn``: labelled sentences (MR or your table) → Word2Vec-initialised LSTM/GRU, cross-validated beside a
+Naive Bayes baseline, evaluated per class and registered under the data set's name."""
 
 from kedro.pipeline import Pipeline, node, pipeline
 
@@ -8,7 +9,7 @@ from .nodes import (
     build_embedding_matrix,
     cross_validate_naive_bayes,
     cross_validate_rnn,
-    encode_polarity,
+    encode_labelled_sentences,
     list_text_class_names,
     package_rnn,
 )
@@ -18,12 +19,12 @@ def create_classifier_pipeline() -> Pipeline:
     """The RNN and baseline nodes alone; they need ``word2vec_vectors`` and the text tables."""
     return pipeline(
         [
-            node(list_text_class_names, None, "text_class_names", name="list_text_class_names"),
+            node(list_text_class_names, "labelled_sentences", "text_class_names", name="list_text_class_names"),
             node(
-                encode_polarity,
-                ["mr_sentences", "text_vocabulary", "params:rnn.max_length"],
+                encode_labelled_sentences,
+                ["labelled_sentences", "text_vocabulary", "params:rnn.max_length"],
                 "rnn_encoded_sentences",
-                name="encode_polarity",
+                name="encode_labelled_sentences",
             ),
             node(
                 build_embedding_matrix,
@@ -36,6 +37,7 @@ def create_classifier_pipeline() -> Pipeline:
                 [
                     "rnn_encoded_sentences",
                     "rnn_initial_embeddings",
+                    "text_class_names",
                     "params:rnn.model",
                     "params:rnn.adversarial",
                     "params:rnn.evaluation",
@@ -48,13 +50,20 @@ def create_classifier_pipeline() -> Pipeline:
             ),
             node(
                 cross_validate_naive_bayes,
-                ["mr_sentences", "params:rnn.baseline", "params:rnn.evaluation"],
-                ["naive_bayes_cv_metrics", "naive_bayes_cv_report"],
+                ["labelled_sentences", "text_class_names", "params:rnn.baseline", "params:rnn.evaluation"],
+                ["naive_bayes_cv_metrics", "naive_bayes_cv_report", "naive_bayes_test_predictions"],
                 name="cross_validate_naive_bayes",
             ),
             node(
                 package_rnn,
-                ["rnn_model", "text_vocabulary", "mr_sentences", "rnn_test_predictions", "params:rnn.max_length"],
+                [
+                    "rnn_model",
+                    "text_vocabulary",
+                    "labelled_sentences",
+                    "rnn_test_predictions",
+                    "text_class_names",
+                    "params:rnn.max_length",
+                ],
                 "rnn_package",
                 name="package_rnn",
             ),

@@ -1,9 +1,10 @@
-"""Shared text preprocessing for Word2Vec and the RNN: MR folds, the corpus, one vocabulary.
+"""Shared text preprocessing for Word2Vec and the RNN: labelled sentences with folds, the corpus, one vocabulary.
 
 Tables:
 
-``mr_sentences``   ``sentence`` (str), ``label`` (int8, 1 = positive), ``fold`` (int8, stratified)
-``text_corpus``    ``tokens`` (list<str>), one row per sentence of the Word2Vec corpus
+``labelled_sentences``  ``sentence`` (str), ``label`` (int8 class index), ``class_name`` (str),
+                        ``fold`` (int8, stratified): MR's or a user's table, the same schema
+``text_corpus``         ``tokens`` (list<str>), one row per sentence of the Word2Vec corpus
 """
 
 from __future__ import annotations
@@ -15,21 +16,48 @@ from typing import Any
 import pandas as pd
 
 from dlflow.config import TextParams, parse
+from dlflow.sources.errors import DataValidationError
+from dlflow.sources.labelled_text import class_counts
 from dlflow.sources.text import assign_folds
 from dlflow.text import Vocabulary, tokenize
 
 logger = logging.getLogger(__name__)
 
+#: Examples a class needs besides one per fold: with its own fold held out, training keeps at least two of
+#: them, since the RNN's validation slice of the training folds is stratified (dlflow.training.rnn).
+MIN_CLASS_EXAMPLES = 4
 
-def prepare_polarity(polarity: pd.DataFrame, folds: int, fold_seed: int) -> pd.DataFrame:
-    """MR sentences with a seeded, label-stratified cross-validation fold per sentence
-    (``params:text.folds``, ``params:text.fold_seed``)."""
+
+def prepare_labelled_sentences(labelled_text: pd.DataFrame, folds: int, fold_seed: int) -> pd.DataFrame:
+    """The labelled sentences with a seeded, label-stratified cross-validation fold each
+    (``params:text.folds``, ``params:text.fold_seed``).
+
+    Refuses a class with fewer examples than the folds need: one in every fold, and at least
+    ``MIN_CLASS_EXAMPLES`` (the message names the class, its count and the fixes).
+    """
     text: TextParams = parse("text", {"folds": folds, "fold_seed": fold_seed})
-    return assign_folds(polarity, n_folds=text.folds, seed=text.fold_seed).reset_index(drop=True)
+    counts = class_counts(labelled_text)
+    needed = max(text.folds, MIN_CLASS_EXAMPLES)
+    short = {name: count for name, count in counts.items() if count < needed}
+    if short:
+        several = len(short) > 1
+        listed = ", ".join(f"{name!r} has {count}" for name, count in sorted(short.items(), key=lambda item: item[1]))
+        fewer = min(short.values())
+        folds_fix = f", or use fewer folds (--params text.folds={fewer})" if fewer >= MIN_CLASS_EXAMPLES else ""
+        raise DataValidationError(
+            f"{labelled_text.attrs.get('source', 'The labelled text')}: too few examples of {len(short)} "
+            f"class{'es' if several else ''} for {text.folds} stratified folds: {listed}; each class needs at "
+            f"least {needed} (one in every fold, and at least {MIN_CLASS_EXAMPLES} in all). Add examples of "
+            f"{'them' if several else 'it'}, drop {'those classes' if several else 'that class'} from the file{folds_fix}."
+        )
+    logger.info("Labelled sentences: %d in %d classes %s; %d folds", len(labelled_text), len(counts), counts, text.folds)
+    prepared = assign_folds(labelled_text, n_folds=text.folds, seed=text.fold_seed).reset_index(drop=True)
+    prepared.attrs = {}  # where the rows came from is the raw data set's business, not the table's
+    return prepared
 
 
 def build_text_corpus(
-    mr_sentences: pd.DataFrame,
+    labelled_sentences: pd.DataFrame,
     subjectivity: Callable[[], list[str]],
     movie_reviews: Callable[[], list[str]],
     brown: Callable[[], list[str]],
@@ -40,12 +68,13 @@ def build_text_corpus(
 ) -> pd.DataFrame:
     """The Word2Vec corpus: the sources named in ``text.corpora`` (each repeated
     ``text.corpus_repeats`` times, at most ``text.max_corpus_sentences`` sentences),
-    read and tokenised with the one tokeniser."""
+    read and tokenised with the one tokeniser. ``labelled`` is the labelled sentences,
+    whatever their source (MR's, or the user's table)."""
     text: TextParams = parse(
         "text", {"corpora": corpora, "corpus_repeats": corpus_repeats, "max_corpus_sentences": max_corpus_sentences}
     )
     sources = {
-        "mr": lambda: mr_sentences["sentence"].tolist(),
+        "labelled": lambda: labelled_sentences["sentence"].tolist(),
         "subjectivity": subjectivity,
         "movie_reviews": movie_reviews,
         "brown": brown,

@@ -75,14 +75,18 @@ def tune_cnn(
     normalisation: dict[str, float],
     class_names: list[str],
     cnn: dict[str, Any],
+    image_source: str,
     tuning: dict[str, Any],
     checkpoints: str,
     run_context: RunContext,
     *,
     wait: bool = False,
 ) -> Any:
-    """Run this worker's CNN trials on the cached split (``params:cnn`` under ``params:tuning``'s search); the study."""
+    """Run this worker's CNN trials on the cached split (``params:cnn`` under ``params:tuning``'s search,
+    its augmentation resolved for ``image_source``); the study."""
     from dlflow.training.cnn import fit_cnn
+
+    cnn = _resolved_augmentation(cnn, image_source)
 
     def train(params: dict[str, Any], callbacks: list, checkpoint_dir: str | None) -> Any:
         family: CnnParams = parse("cnn", params)
@@ -92,6 +96,12 @@ def tune_cnn(
         )  # fmt: skip
 
     return _run_study("cnn", cnn, tuning, train, wait, checkpoints, run_context, implicit=_cnn_option_defaults(cnn))
+
+
+def _resolved_augmentation(cnn: dict[str, Any], image_source: str) -> dict[str, Any]:
+    """``cnn`` with ``augmentation``'s nulls replaced by ``image_source``'s defaults (``AugmentationParams.resolved``)."""
+    augmentation = parse("cnn", cnn).augmentation.resolved(image_source)
+    return cnn | {"augmentation": augmentation.model_dump()}
 
 
 def _cnn_option_defaults(cnn: dict[str, Any]) -> dict[str, Any]:
@@ -175,27 +185,32 @@ def select_best_model(study: Any, family_params: dict[str, Any], *, family: str)
 
 
 def predict_tuned_cnn(
-    model: Any, test_split: pd.DataFrame, normalisation: dict[str, float], tuned: dict[str, Any]
+    model: Any, test_split: pd.DataFrame, normalisation: dict[str, Any], tuned: dict[str, Any], image_source: str
 ) -> pd.DataFrame:
     """The tuned CNN's test predictions, with the tuned evaluation settings."""
     from dlflow.training.cnn import predict_cnn
 
-    cnn: CnnParams = parse("cnn", tuned)
+    cnn: CnnParams = parse("cnn", _resolved_augmentation(tuned, image_source))
     return predict_cnn(model, test_split, normalisation, cnn.training.eval_batch_size, cnn.augmentation.flip_test_time)
 
 
 def package_tuned_cnn(
-    model: Any, normalisation: dict[str, float], class_names: list[str], test_split: pd.DataFrame, tuned: dict[str, Any]
+    model: Any,
+    normalisation: dict[str, Any],
+    class_names: list[str],
+    test_split: pd.DataFrame,
+    tuned: dict[str, Any],
+    image_source: str,
+    resize: str,
 ) -> dict[str, Any]:
     """The tuned CNN, servable, packaged as the ``cnn`` pipeline packages its model."""
     from dlflow.serving.packaging import image_classifier_package
-    from dlflow.sources.image_table import IMAGE_SHAPE
 
-    cnn: CnnParams = parse("cnn", tuned)
+    cnn: CnnParams = parse("cnn", _resolved_augmentation(tuned, image_source))
     return image_classifier_package(
         model, normalisation, class_names, test_split,
         architecture=cnn.model.architecture, options=cnn.model.options,
-        flip_test_time=cnn.augmentation.flip_test_time, image_shape=IMAGE_SHAPE,
+        flip_test_time=cnn.augmentation.flip_test_time, resize=resize,
     )  # fmt: skip
 
 

@@ -31,13 +31,23 @@ def _preprocessing(family: str) -> Pipeline:
     """The family's own data nodes (cached by the node cache as usual), without its training."""
     if family == "cnn":
         return ingestion.create_pipeline() + create_cnn_pipeline().only_nodes_with_tags("preprocessing")
-    classifier = create_rnn_classifier_pipeline().only_nodes("list_text_class_names", "encode_polarity", "build_embedding_matrix")
+    classifier = create_rnn_classifier_pipeline().only_nodes(
+        "list_text_class_names", "encode_labelled_sentences", "build_embedding_matrix"
+    )
     return text.create_pipeline() + word2vec.create_training_pipeline() + classifier
 
 
 def _trials(family: str, wait: bool) -> Pipeline:
     inputs = {
-        "cnn": ["cnn_train_split", "cnn_val_split", "cnn_normalisation", "image_class_names", "params:cnn", "params:tuning"],
+        "cnn": [
+            "cnn_train_split",
+            "cnn_val_split",
+            "cnn_normalisation",
+            "image_class_names",
+            "params:cnn",
+            "params:image_source",
+            "params:tuning",
+        ],
         "rnn": ["rnn_encoded_sentences", "rnn_initial_embeddings", "text_class_names", "params:rnn", "params:tuning"],
     }[family] + [f"{family}_checkpoints", "run_context"]
     tune = {"cnn": tune_cnn, "rnn": tune_rnn}[family]
@@ -69,9 +79,10 @@ def _best_to_test(family: str) -> Pipeline:
     )
     if family == "cnn":
         nodes = [
-            node(predict_tuned_cnn, ["cnn_tuned_model", "cnn_test_split", "cnn_normalisation", "cnn_tuned_params"],
+            node(predict_tuned_cnn, ["cnn_tuned_model", "cnn_test_split", "cnn_normalisation", "cnn_tuned_params", "params:image_source"],
                  "cnn_tuned_test_predictions", name="predict_tuned_cnn"),
-            node(package_tuned_cnn, ["cnn_tuned_model", "cnn_normalisation", "image_class_names", "cnn_test_split", "cnn_tuned_params"],
+            node(package_tuned_cnn, ["cnn_tuned_model", "cnn_normalisation", "image_class_names", "cnn_test_split", "cnn_tuned_params",
+                                     "params:image_source", "params:images.resize"],
                  "cnn_tuned_package", name="package_tuned_cnn"),
         ]  # fmt: skip
         class_names = "image_class_names"
@@ -79,7 +90,7 @@ def _best_to_test(family: str) -> Pipeline:
         nodes = [
             node(predict_tuned_rnn, ["rnn_tuned_model", "rnn_encoded_sentences", "rnn_tuned_params"],
                  "rnn_tuned_test_predictions", name="predict_tuned_rnn"),
-            node(package_tuned_rnn, ["rnn_tuned_model", "text_vocabulary", "mr_sentences", "rnn_tuned_test_predictions",
+            node(package_tuned_rnn, ["rnn_tuned_model", "text_vocabulary", "labelled_sentences", "rnn_tuned_test_predictions",
                                      "text_class_names", "rnn_tuned_params"],
                  "rnn_tuned_package", name="package_tuned_rnn"),
         ]  # fmt: skip

@@ -1,0 +1,89 @@
+"""``ParquetShardsDataset``: a table stored as a folder of parquet part files, saved atomically.
+
+``filepath`` names a folder of ``part-00000.parquet``, ``part-00001.parquet``, ... of
+about ``part_bytes`` each (at least one part, so an empty table keeps its schema).
+pandas and pyarrow read the folder as one table (``pd.read_parquet(folder)``), and a
+reader that streams (a later step for data larger than memory) takes one part at a
+time. Saving writes a hidden sibling folder and renames it over the old one
+(``dlflow.files.atomic_path``): a crash leaves the previous table or none, never a
+part of one. Example::
+
+    image_train_intermediate:
+      type: dlflow.io.ParquetShardsDataset
+      filepath: data/02_intermediate/fashion_mnist/train
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from kedro.io import AbstractDataset, DatasetError
+
+from dlflow.files import atomic_path
+
+PART_PATTERN = "part-*.parquet"
+
+
+class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """A DataFrame as a folder of parquet parts of about ``part_bytes`` each (default 128 MiB)."""
+
+    def __init__(
+        self,
+        *,
+        filepath: str,
+        part_bytes: int = 128 << 20,
+        save_args: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """
+        Args:
+            filepath: the folder of part files.
+            part_bytes: about how many bytes of table (in memory) go into one part file.
+            save_args: passed to ``pyarrow.parquet.write_table`` (``compression``, ...).
+            metadata: free-form information for plugins such as kedro-viz.
+        """
+        if part_bytes < 1:
+            raise ValueError(f"part_bytes must be positive, got {part_bytes}")
+        self._filepath = Path(filepath)
+        self._part_bytes = int(part_bytes)
+        self._save_args = dict(save_args or {})
+        self.metadata = metadata
+
+    def parts(self) -> list[Path]:
+        """The part files in order; a single parquet file at ``filepath`` is its own one part."""
+        if self._filepath.is_file():
+            return [self._filepath]
+        return sorted(self._filepath.glob(PART_PATTERN))
+
+    def load(self) -> pd.DataFrame:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        parts = self.parts()
+        if not parts:
+            raise DatasetError(f"No table at {self._filepath}: no {PART_PATTERN} files there (run the step that writes it)")
+        tables = [pq.read_table(part) for part in parts]
+        return pa.concat_tables(tables).to_pandas() if len(tables) > 1 else tables[0].to_pandas()
+
+    def save(self, data: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not isinstance(data, pd.DataFrame):
+            raise DatasetError(f"{type(self).__name__} saves a pandas DataFrame, got {type(data).__name__}")
+        table = pa.Table.from_pandas(data, preserve_index=False)
+        count = max(1, math.ceil(table.nbytes / self._part_bytes))
+        rows = max(1, math.ceil(table.num_rows / count))
+        with atomic_path(self._filepath) as staging:
+            staging.mkdir()
+            for index, start in enumerate(range(0, max(table.num_rows, 1), rows)):
+                pq.write_table(table.slice(start, rows), staging / f"part-{index:05d}.parquet", **self._save_args)
+
+    def _exists(self) -> bool:
+        return bool(self.parts())
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath), "part_bytes": self._part_bytes, "save_args": self._save_args}
