@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from dlflow.model_registry.champion import LoadedModel, RegisteredModelDataset
+from dlflow.settings import CONFIG_LOADER_ARGS
 
 # the tiny test model needs neither type hints nor an input example
 pytestmark = pytest.mark.filterwarnings("ignore:.*(type hints|input example).*:UserWarning")
@@ -113,15 +114,37 @@ def test_refused_input_is_a_value_error_and_the_dataset_is_read_only(registry: M
 
 
 def catalog_config(env: str, runtime_params: dict | None = None) -> tuple[dict, dict]:
-    """The project's resolved ``catalog`` and ``parameters`` for ``env``, as ``kedro run --env <env> --params ...``."""
-    loader = OmegaConfigLoader(str(CONF), base_env="base", default_run_env="local", env=env, runtime_params=runtime_params)
+    """The project's resolved ``catalog`` and ``parameters`` for ``env``, as ``kedro run --env <env> --params ...``
+    (with the project's resolvers, ``dlflow.dataset_name`` among them)."""
+    loader = OmegaConfigLoader(
+        str(CONF),
+        base_env="base",
+        default_run_env="local",
+        env=env,
+        runtime_params=runtime_params,
+        custom_resolvers=CONFIG_LOADER_ARGS["custom_resolvers"],
+    )
     return loader["catalog"], loader["parameters"]
+
+
+YOUR_DATA = {
+    "image_source": "folder",
+    "images_dir": "/data/Product Photos/",
+    "text_source": "table",
+    "labelled_text": "/x/Tickets 2024.csv",
+}
 
 
 @pytest.mark.parametrize("env", ["local", "test"])
 @pytest.mark.parametrize(
     "overrides",
-    [None, {"image_source": "mnist"}, {"inference": {"cnn": {"alias": "challenger"}, "rnn": {"model_name": "other"}}}],
+    [
+        None,
+        {"image_source": "mnist"},
+        YOUR_DATA,
+        YOUR_DATA | {"dataset_name": "Spring Catalogue"},
+        {"inference": {"cnn": {"alias": "challenger"}, "rnn": {"model_name": "other"}}},
+    ],
 )
 def test_the_catalog_loads_the_model_that_the_parameters_name(env: str, overrides: dict | None) -> None:
     catalog, params = catalog_config(env, overrides)
@@ -135,9 +158,18 @@ def test_the_catalog_loads_the_model_that_the_parameters_name(env: str, override
     cnn, rnn = catalog["cnn_champion"]["dataset"], catalog["rnn_champion"]["dataset"]
     if overrides and "inference" in overrides:  # --params inference.cnn.alias=challenger,inference.rnn.model_name=other
         assert (cnn["alias"], rnn["model_name"]) == ("challenger", "other")
-    else:
-        source = (overrides or {}).get("image_source", "fashion_mnist")
-        assert (cnn["model_name"], rnn["model_name"]) == (f"dlflow-cnn-{source}{suffix}", f"dlflow-rnn-mr{suffix}")
+        return
+    images, text = {None: ("fashion_mnist", "mr"), "mnist": ("mnist", "mr"), "folder": ("product-photos", "tickets-2024")}[
+        (overrides or {}).get("image_source")
+    ]
+    if "dataset_name" in (overrides or {}):  # the images' name, given (as registration takes it)
+        images = "spring-catalogue"
+    assert (cnn["model_name"], rnn["model_name"]) == (f"dlflow-cnn-{images}{suffix}", f"dlflow-rnn-{text}{suffix}")
+    # inference finds the model by the rule that registration names it by
+    assert (cnn["model_name"], rnn["model_name"]) == (
+        params["cnn"]["registration"]["model_name"],
+        params["rnn"]["registration"]["model_name"],
+    )
 
 
 def test_the_project_entry_loads_once_per_run_and_takes_params_overrides(registry: MlflowClient) -> None:

@@ -1,4 +1,26 @@
-"""Batch inference nodes: check the input against the registered model's signature, score it.
+"""Batch inference: the registered model scores an input, read in chunks → check → score → write.
+
+One node per family (``score_images``, ``score_sentences``) returns the loop
+below (``_scored``) as a lazy iterator of output tables; the catalog's output
+dataset (``dlflow.io.ChunkedParquetDataset``) consumes it and writes each table
+as it comes, so memory holds one chunk, whatever the size of the input. (So the
+work happens while Kedro saves ``<family>_inference_predictions``: the run's
+timings count it as saving.) ::
+
+    for chunk in <input>.chunks(chunk_size):         # read: the catalog's input dataset, size-bounded
+        records = check_chunk(chunk, champion)         # check: the model's signature; a refusal names the file
+        answers = score_chunk(chunk, records, champion, batch_size)  # score: the model's own predict, in batches
+        # monitor: the per-chunk step of monitoring (drift, live quality) goes here, seeing the
+        #          chunk, the records the model took and its answers, before they are written
+        yield output_table(chunk, answers, ...)        # write: one table per chunk
+
+Every refusal (``dlflow.io.inference_inputs.InputRefused``) names the input
+file, and the row, line or file where it can tell; the output is written to a
+temporary file and renamed only after the last chunk, so a refusal in any
+chunk leaves no output (a previous run's file, if any, stays as it was). A
+refusal met while writing reaches ``kedro run`` as Kedro's ``DatasetError``
+prefixed with the output's name (``cnn_inference_predictions: /data/x.idx
+images 0-4: ...``), the ``InputRefused`` as its cause.
 
 The model comes from the catalog (``<family>_champion``,
 ``dlflow.model_registry.champion.RegisteredModelDataset``): one version of
@@ -9,35 +31,79 @@ version and training run id go into every output row. No MLflow here.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from dlflow.io.inference_inputs import ChunkedInput, InputChunk, InputRefused
+
 logger = logging.getLogger(__name__)
 
-
-def _check_tensor(data: np.ndarray, spec: Any, where: str) -> np.ndarray:
-    expected = tuple(spec.shape)
-    data = np.asarray(data)
-    shown = "(N, " + ", ".join(map(str, expected[1:])) + ")"
-    if data.ndim != len(expected) or any(e not in (-1, a) for e, a in zip(expected, data.shape)):
-        raise ValueError(f"Input of shape {data.shape} does not match {where}, which takes {shown} arrays.")
-    return data.astype(spec.type)
+MODEL_COLUMNS = ("model_name", "model_version", "model_run_id")
 
 
-def _check_columns(data: pd.DataFrame, schema: Any, where: str) -> pd.DataFrame:
-    if not isinstance(data, pd.DataFrame):
-        raise ValueError(f"{where} takes a table with columns {schema.input_names()}, got {type(data).__name__}.")
-    missing = [name for name in schema.required_input_names() if name not in data.columns]
-    if missing:
-        raise ValueError(f"Input lacks column(s) {missing} that {where} needs; it has {list(data.columns)}.")
-    table = data[schema.input_names()]
-    if table.isna().any().any():
-        empty = list(table.columns[table.isna().any()])
-        raise ValueError(f"Input has missing values in {empty}; {where} needs every row filled.")
-    strings = {spec.name: str for spec in schema.inputs if getattr(spec.type, "name", "") == "string"}
-    return table.astype(strings).reset_index(drop=True)
+def score_images(images: ChunkedInput, champion: Any, params: dict[str, Any]) -> Iterator[pd.DataFrame]:
+    """The champion's answers for ``images``, one table per chunk: ``path`` (a folder's files) or ``row``, then
+    ``prediction`` (class index), ``label_name``, ``probability``, ``p_<class>`` for every class and the model columns.
+
+    ``params``: ``inference.cnn`` (``model_name``/``alias``, which the catalog's model must be,
+    ``chunk_size``, ``batch_size``). Lazy: nothing is read before the output dataset asks.
+    """
+    _check_selection(champion, params["model_name"], params["alias"])
+    return _scored(images, images.chunks(params["chunk_size"]), champion, params["batch_size"])
+
+
+def score_sentences(sentences: ChunkedInput, champion: Any, params: dict[str, Any]) -> Iterator[pd.DataFrame]:
+    """The champion's answers for ``sentences``, one table per chunk: ``row``, ``sentence``, ``label`` (class
+    name), ``probability``, ``p_<class>`` for every class and the model columns.
+
+    ``params``: ``inference.rnn`` (as for images, plus ``text_column`` and ``encoding`` of the input).
+    """
+    _check_selection(champion, params["model_name"], params["alias"])
+    chunks = sentences.chunks(params["chunk_size"], text_column=params["text_column"], encoding=params["encoding"])
+    return _scored(sentences, chunks, champion, params["batch_size"], echo="sentence")
+
+
+def _scored(
+    source: ChunkedInput, chunks: Iterator[InputChunk], champion: Any, batch_size: int, echo: str | None = None
+) -> Iterator[pd.DataFrame]:
+    """read → check → score → (monitor) → write, one chunk at a time; ``echo``: an input column the output repeats."""
+    progress = _Progress(source)
+    for chunk in chunks:  # read
+        records = check_chunk(chunk, champion)  # check
+        answers = score_chunk(chunk, records, champion, batch_size)  # score
+        # monitor: the per-chunk step of monitoring goes here (see the module's docstring)
+        yield output_table(chunk, answers, champion.info, echo)  # write
+        progress.update(len(chunk))
+    progress.done()
+
+
+class _Progress:
+    """A log line every ``every`` seconds while scoring, and one at the end."""
+
+    def __init__(self, source: ChunkedInput, every: float = 10.0) -> None:
+        self._source, self._every, self._count = source, every, 0
+        self._started = self._logged = time.perf_counter()
+
+    def update(self, count: int) -> None:
+        self._count += count
+        if time.perf_counter() - self._logged >= self._every:
+            self._logged = time.perf_counter()
+            total = f" of {self._source.total:,}" if self._source.total is not None else ""
+            logger.info("Scored %s%s %s of %s (%.0f/s)", f"{self._count:,}", total, self._source.what, self._source.source,
+                        self._count / (self._logged - self._started))  # fmt: skip
+
+    def done(self) -> None:
+        seconds = time.perf_counter() - self._started
+        logger.info("Scored %s %s of %s in %.1f s (%.0f/s)", f"{self._count:,}", self._source.what, self._source.source,
+                    seconds, self._count / max(seconds, 1e-9))  # fmt: skip
+
+
+def _model(champion: Any) -> str:
+    return f"{champion.info['model_name']} version {champion.info['model_version']}"
 
 
 def _check_selection(champion: Any, model_name: str, alias: str) -> None:
@@ -52,59 +118,78 @@ def _check_selection(champion: Any, model_name: str, alias: str) -> None:
         )
 
 
-def check_input(data: Any, champion: Any, model_name: str, alias: str) -> Any:
-    """``data`` checked against ``champion``'s input signature before any scoring, in the model's form.
+def check_chunk(chunk: InputChunk, champion: Any) -> Any:
+    """``chunk``'s records checked against ``champion``'s input signature, in the form the model takes.
 
-    ``champion`` is a ``dlflow.model_registry.champion.LoadedModel``; ``model_name``
-    and ``alias`` are the parameters it must match. Tensor signatures (the CNN)
-    check the shape and give the model's dtype; column signatures (the RNN)
-    check that the named columns are present and filled, and keep only those.
+    Tensor signatures (pixel arrays) check the shape and give the model's dtype;
+    column signatures check that the named columns are present and filled, and
+    keep only those. Arrays for a column signature go to the model as they are
+    (its ``predict`` decides). Refusals name the file.
     """
-    _check_selection(champion, model_name, alias)
-    where = f"{champion.info['model_name']} version {champion.info['model_version']}"
-    if len(data) == 0:
-        raise ValueError(f"The input is empty: nothing for {where} to score.")
     schema = champion.input_schema
     if schema is None:
-        logger.warning("%s has no signature: the input is not checked", where)
-        return data
+        return chunk.records
     if schema.is_tensor_spec():
-        return _check_tensor(data, schema.inputs[0], where)
-    return _check_columns(data, schema, where)
+        return _check_tensor(chunk, schema.inputs[0], _model(champion))
+    if isinstance(chunk.records, pd.DataFrame):
+        return _check_columns(chunk, schema, _model(champion))
+    return chunk.records
 
 
-def _batches(champion: Any, data: Any, batch_size: int) -> list:
-    """``champion``'s answers for ``data`` in batches; a refused batch is named by its rows in ``data``."""
+def _check_tensor(chunk: InputChunk, spec: Any, model: str) -> np.ndarray:
+    expected = tuple(spec.shape)
+    shown = "(N, " + ", ".join(map(str, expected[1:])) + ")"
+    if isinstance(chunk.records, pd.DataFrame):
+        raise InputRefused(
+            f"{chunk.source}: {model} takes pixel arrays shaped {shown}, not image files: score an IDX file or a "
+            "parquet 'pixels' table with it, or register a model that takes encoded images (train it again)"
+        )
+    data = chunk.records
+    if data.ndim != len(expected) or any(e not in (-1, a) for e, a in zip(expected, data.shape)):
+        raise InputRefused(
+            f"{chunk.where()}: images of shape {data.shape[1:]} (an input of shape {data.shape}) do not fit {model}, "
+            f"which takes {shown} arrays: score images of that size, or with a model trained on yours"
+        )
+    return data.astype(spec.type)
+
+
+def _check_columns(chunk: InputChunk, schema: Any, model: str) -> pd.DataFrame:
+    data = chunk.records
+    missing = [name for name in schema.required_input_names() if name not in data.columns]
+    if missing:
+        raise InputRefused(f"{chunk.source}: the input lacks the column(s) {missing} that {model} needs")
+    table = data[[name for name in schema.input_names() if name in data.columns]]
+    empty = table.isna().any(axis=1).to_numpy()
+    if empty.any():
+        row = int(np.argmax(empty))
+        columns = list(table.columns[table.iloc[row].isna()])
+        raise InputRefused(f"{chunk.where(row, row + 1)} has no value for {columns}; {model} needs every row filled")
+    strings = {spec.name: str for spec in schema.inputs if getattr(spec.type, "name", "") == "string" and spec.name in table}
+    return table.astype(strings).reset_index(drop=True)
+
+
+def score_chunk(chunk: InputChunk, records: Any, champion: Any, batch_size: int) -> pd.DataFrame:
+    """``champion``'s answers for ``records`` (one row each), in batches; a refused batch is named by file and rows."""
     answers = []
-    for start in range(0, len(data), batch_size):
+    for start in range(0, len(chunk), batch_size):
+        stop = min(start + batch_size, len(chunk))
+        batch = records.iloc[start:stop] if isinstance(records, pd.DataFrame) else records[start:stop]
         try:
-            answers.append(champion.predict(data[start : start + batch_size]))
+            answers.append(champion.predict(batch))
         except ValueError as error:
-            end = min(start + batch_size, len(data)) - 1
-            raise ValueError(f"The model refused input rows {start}-{end} (numbered from 0 within them: {error})") from None
-    return answers
+            raise InputRefused(
+                f"{chunk.where(start, stop)}: {_model(champion)} refused them (rows numbered from 0 within them): {error}"
+            ) from None
+    table = pd.concat(answers, ignore_index=True)
+    if len(table) != len(chunk):
+        raise ValueError(f"{_model(champion)} answered {len(table)} rows for the {len(chunk)} of {chunk.where()}")
+    return table
 
 
-def predict_images(images: np.ndarray, champion: Any, batch_size: int) -> pd.DataFrame:
-    """One row per image: ``prediction`` (class index), ``label_name``, ``probability`` and the model columns.
-
-    ``images`` are raw pixel values 0-255, checked by ``check_input``; the registered model names its classes.
-    """
-    answers = pd.concat(_batches(champion, images, batch_size), ignore_index=True)
-    return answers[["prediction", "label_name", "probability"]].assign(**_model_columns(champion.info))
-
-
-def predict_sentences(sentences: pd.DataFrame, champion: Any, batch_size: int) -> pd.DataFrame:
-    """One row per sentence: ``sentence``, ``label`` (class name), ``probability`` and the model columns."""
-    answers = pd.concat(_batches(champion, sentences, batch_size), ignore_index=True)
-    return pd.DataFrame(
-        {
-            "sentence": sentences["sentence"].astype(str),
-            "label": answers["label"],
-            "probability": answers["probability"],
-        }
-    ).assign(**_model_columns(champion.info))
-
-
-def _model_columns(model_info: dict[str, Any]) -> dict[str, Any]:
-    return {key: model_info[key] for key in ("model_name", "model_version", "model_run_id")}
+def output_table(chunk: InputChunk, answers: pd.DataFrame, model_info: dict[str, Any], echo: str | None = None) -> pd.DataFrame:
+    """The output rows of ``chunk``: its identity columns, ``echo`` from its records, the answers, the model columns."""
+    table = chunk.ids.reset_index(drop=True)
+    if echo is not None:
+        table = table.assign(**{echo: chunk.records[echo].to_numpy()})
+    table = pd.concat([table, answers.reset_index(drop=True)], axis=1)
+    return table.assign(**{key: model_info[key] for key in MODEL_COLUMNS})

@@ -1,40 +1,37 @@
-"""``inference_cnn`` / ``inference_rnn``: the registered ``champion`` (or any alias) scores a file.
+"""``inference_cnn`` / ``inference_rnn``: the registered ``champion`` (or any alias) scores a file or a folder.
 
 kedro run --pipeline inference_cnn --params images_path=/data/my-images-idx3-ubyte.gz
-kedro run --pipeline inference_rnn --params sentences_path=/data/reviews.txt,inference.rnn.alias=challenger
+kedro run --pipeline inference_cnn --params images_path=/data/new-photos          # a folder of images
+kedro run --pipeline inference_rnn --params sentences_path=/data/tickets.csv,inference.rnn.text_column=body
+
+One node per family: it reads the input in chunks, checks, scores and writes
+each (``nodes.py`` says where the per-chunk steps are).
 """
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import check_input, predict_images, predict_sentences
+from .nodes import score_images, score_sentences
 
 
-def _inference_pipeline(family: str, predict, predict_name: str) -> Pipeline:
-    """Check the input against ``<family>_champion``'s signature (the catalog loads the model), then predict."""
-    champion, checked, params = f"{family}_champion", f"{family}_inference_checked_input", f"params:inference.{family}"
+def _inference_pipeline(family: str, score) -> Pipeline:
+    """``<family>_inference_input`` scored by ``<family>_champion`` (the catalog loads both) into the predictions."""
     return pipeline(
         [
             node(
-                check_input,
-                [f"{family}_inference_input", champion, f"{params}.model_name", f"{params}.alias"],
-                checked,
-                name=f"check_{family}_input",
-            ),
-            node(
-                predict,
-                [checked, champion, f"{params}.batch_size"],
+                score,
+                [f"{family}_inference_input", f"{family}_champion", f"params:inference.{family}"],
                 f"{family}_inference_predictions",
-                name=predict_name,
-            ),
+                name=score.__name__,
+            )
         ]
     )
 
 
 def create_cnn_pipeline(**kwargs) -> Pipeline:
-    """Images (IDX or parquet ``pixels``) → class predictions from the registered CNN."""
-    return _inference_pipeline("cnn", predict_images, "predict_images")
+    """Images (an IDX file, a parquet ``pixels`` table or a folder of image files) → the registered CNN's classes."""
+    return _inference_pipeline("cnn", score_images)
 
 
 def create_rnn_pipeline(**kwargs) -> Pipeline:
-    """Sentences (text lines or parquet ``sentence``) → polarity predictions from the registered RNN."""
-    return _inference_pipeline("rnn", predict_sentences, "predict_sentences")
+    """Sentences (text lines, or a CSV/TSV/JSON Lines/parquet table) → the registered RNN's classes."""
+    return _inference_pipeline("rnn", score_sentences)
