@@ -7,8 +7,7 @@ import os
 import sys
 import warnings
 
-from kedro.config import OmegaConfigLoader
-
+from dlflow.config_loader import ConfigLoader
 from dlflow.sources.naming import dataset_name
 from dlflow.tracking.hooks import (
     LineageHook,
@@ -50,7 +49,7 @@ HOOKS = (
 # warns on every run of dlflow's SkipUnchangedRunner; its pictures (`kedro viz`, `kedro viz build`) need no hooks.
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_CLASS = ConfigLoader  # Kedro's, with --params that patch base-only blocks under --env
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

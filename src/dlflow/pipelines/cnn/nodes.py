@@ -10,7 +10,7 @@ training loop does the training.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,9 +18,7 @@ import pandas as pd
 from dlflow.config import AugmentationParams, CnnModelParams, ImageDataParams, TrainingParams
 from dlflow.sources.image_table import table_images
 from dlflow.sources.splits import stratified_indices
-
-if TYPE_CHECKING:
-    from dlflow.tracking.context import RunContext
+from dlflow.tracking.context import RunContext  # at run time: Kedro reads the nodes' type hints
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ pipeline, and the model of fold ``test_fold`` is the one registered.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,10 +21,8 @@ from dlflow.config import NaiveBayesParams, RnnEvaluationParams, RnnRecipe
 from dlflow.sources.labelled_text import class_names_of
 from dlflow.text import PAD_ID, Vocabulary
 from dlflow.text.sequences import encode_sentences
+from dlflow.tracking.context import RunContext  # at run time: Kedro reads the nodes' type hints
 from dlflow.tracking.records import mlflow_metrics
-
-if TYPE_CHECKING:
-    from dlflow.tracking.context import RunContext
 
 logger = logging.getLogger(__name__)
 

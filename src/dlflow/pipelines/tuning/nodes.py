@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 
 from dlflow.config import CnnParams, RnnParams, TuningParams, parse
+from dlflow.tracking.context import RunContext  # at run time: Kedro reads the nodes' type hints
 
 if TYPE_CHECKING:
     import optuna
 
-    from dlflow.tracking.context import RunContext
     from dlflow.tuning.study import TrainFn
 
 logger = logging.getLogger(__name__)
