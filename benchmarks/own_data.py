@@ -2,8 +2,9 @@
 
 * ``adwaita_icons``: the PNG icons of Debian's ``adwaita-icon-theme`` (colour, with transparency),
   one class per category folder (actions, devices, places, status, ...). Each icon comes in several
-  sizes (16 to 96 pixels); all sizes of one icon go to the same split, so the test set holds only
-  icons the network never saw, in ``train/`` and ``test/`` class folders.
+  sizes (16 to 96 pixels); all sizes of one icon, and every icon sharing a picture with it, go to the
+  same split, so the test set holds only pictures the network never saw, in ``train/`` and ``test/``
+  class folders (dlflow's own leakage check found 206 shared pictures in a split by icon name).
 * ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images) as grey PNGs in class
   folders (the seeded split is the pipeline's own).
 * ``brown_genres``: the Brown corpus's 500 texts (``../shared/data/corpora/brown.zip``), one example
@@ -32,27 +33,59 @@ MIN_ICONS = 20  # categories with fewer distinct icons are left out (apps: 1)
 
 
 def adwaita_icons(out: Path, test_fraction: float = 0.25, seed: int = 0) -> Path:
-    """``out/adwaita-icons/{train,test}/<category>/<icon>-<size>.png``; returns the folder."""
+    """``out/adwaita-icons/{train,test}/<category>/<icon>-<size>.png``; returns the folder.
+
+    The theme holds the same picture under several names and in several categories: icons that share
+    a file's content are kept together (one split), and a content filed under two categories is left out,
+    so the test images are pictures the network never saw, each with one label.
+    """
+    import hashlib
+
     if not ICON_THEME.is_dir():
         raise SystemExit(f"{ICON_THEME} is missing: apt-get install adwaita-icon-theme")
-    icons: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))  # category -> icon -> files
+    files: dict[tuple[str, str], list[Path]] = defaultdict(list)  # (category, icon) -> its sizes
     for size in ICON_SIZES:
         for path in sorted((ICON_THEME / size).glob("*/*.png")):
-            icons[path.parent.name][path.stem].append(path)
-    root = out / "adwaita-icons"
+            files[path.parent.name, path.stem].append(path)
+    digest = {path: hashlib.sha256(path.read_bytes()).hexdigest() for paths in files.values() for path in paths}
+    categories_of: dict[str, set[str]] = defaultdict(set)
+    for (category, _), paths in files.items():
+        for path in paths:
+            categories_of[digest[path]].add(category)
+    # Icons sharing any content form one group (union-find over the contents).
+    parent = {icon: icon for icon in files}
+
+    def root(icon):
+        while parent[icon] != icon:
+            parent[icon] = parent[parent[icon]]
+            icon = parent[icon]
+        return icon
+
+    first_icon: dict[str, tuple[str, str]] = {}
+    for icon, paths in files.items():
+        for path in paths:
+            other = first_icon.setdefault(digest[path], icon)
+            parent[root(icon)] = root(other)
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for icon in files:
+        groups[root(icon)].append(icon)
+    counts: dict[str, int] = defaultdict(int)
+    for category, _ in files:
+        counts[category] += 1
     rng = np.random.default_rng(seed)
-    for category, by_icon in sorted(icons.items()):
-        if len(by_icon) < MIN_ICONS:
-            continue
-        names = sorted(by_icon)
-        test = set(rng.choice(names, size=max(1, round(len(names) * test_fraction)), replace=False).tolist())
-        for name in names:
-            split = "test" if name in test else "train"
-            target = root / split / category
-            target.mkdir(parents=True, exist_ok=True)
-            for path in by_icon[name]:
+    root_folder = out / "adwaita-icons"
+    for key in sorted(groups):
+        split = "test" if rng.random() < test_fraction else "train"
+        for category, name in groups[key]:
+            if counts[category] < MIN_ICONS:
+                continue
+            for path in files[category, name]:
+                if len(categories_of[digest[path]]) > 1:
+                    continue  # the same picture filed under two categories: no one label
+                target = root_folder / split / category
+                target.mkdir(parents=True, exist_ok=True)
                 (target / f"{name}-{path.parts[-3]}.png").write_bytes(path.read_bytes())
-    return root
+    return root_folder
 
 
 def digits(out: Path) -> Path:
