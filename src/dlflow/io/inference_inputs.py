@@ -58,6 +58,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 from dlflow.sources.idx import _DTYPES, _GZIP_MAGIC  # the IDX format's one definition
 from dlflow.sources.image_files import IMAGE_EXTENSIONS, ImageDecodeError, inspect_image, is_image_file
+from dlflow.sources.image_table import first_bad_pixel
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}  # delimited tables; .parquet, .jsonl/.ndjson/.json too
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -344,15 +345,11 @@ def _pixels(batch: pa.RecordBatch, start: int, path: Path) -> np.ndarray:
     if pa.types.is_list(column.type) or pa.types.is_large_list(column.type) or pa.types.is_fixed_size_list(column.type):
         lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
         values = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float64)
-        with np.errstate(invalid="ignore"):  # NaN and infinities are refused below, not warned about
-            bad = ~np.isfinite(values) | (values < 0) | (values > 255) | (np.mod(values, 1) != 0)
-        if bad.any():
-            first = int(np.argmax(bad))
-            row = int(np.searchsorted(np.cumsum(lengths), first, side="right"))
-            position = first - int(lengths[:row].sum())
+        bad = first_bad_pixel(values, lengths)
+        if bad is not None:
+            row, position, value = bad
             raise InputRefused(
-                f"{path}: 'pixels' row {start + row} has the value {values[first]:g} at position {position}: "
-                "pixels must be integers 0-255"
+                f"{path}: 'pixels' row {start + row} has the value {value:g} at position {position}: pixels must be integers 0-255"
             )
         flat = values.astype(np.uint8)
     else:

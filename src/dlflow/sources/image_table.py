@@ -145,14 +145,10 @@ def table_images(table: pd.DataFrame, shape: Sequence[int] | None = None) -> np.
         rows = [_numeric_row(row, index) for index, row in enumerate(column.to_list())]
         lengths = np.array([row.size for row in rows])
         flat = np.concatenate([row.reshape(-1) for row in rows])
-        bad = ~np.isfinite(flat) | (flat < 0) | (flat > 255) | (np.mod(flat, 1) != 0)
-        if bad.any():
-            first_bad = int(np.argmax(bad))
-            row = int(np.searchsorted(np.cumsum(lengths), first_bad, side="right"))
-            position = first_bad - int(lengths[:row].sum())
-            raise ValueError(
-                f"'pixels' row {row} has the value {flat[first_bad]:g} at position {position}: pixels must be integers 0-255"
-            )
+        bad = first_bad_pixel(flat, lengths)
+        if bad is not None:
+            row, position, value = bad
+            raise ValueError(f"'pixels' row {row} has the value {value:g} at position {position}: pixels must be integers 0-255")
         flat = flat.astype(np.uint8)
     if (lengths != lengths[0]).any():
         raise ValueError(f"'pixels' rows differ in length ({sorted(set(lengths.tolist()))[:5]}); images must share one size")
@@ -183,6 +179,18 @@ def _expected_shape(shape: Sequence[int] | None) -> tuple[int, int, int] | None:
 
 def _shape_text(shape: Sequence[int]) -> str:
     return "x".join(str(n) for n in shape)
+
+
+def first_bad_pixel(values: np.ndarray, lengths: np.ndarray) -> tuple[int, int, float] | None:
+    """The first value of ``values`` (rows of ``lengths`` values, concatenated) that is not an integer 0-255:
+    ``(row, position in the row, value)``, or None when every value is a pixel."""
+    with np.errstate(invalid="ignore"):  # NaN and infinities are bad values, not warnings
+        bad = ~np.isfinite(values) | (values < 0) | (values > 255) | (np.mod(values, 1) != 0)
+    if not bad.any():
+        return None
+    first = int(np.argmax(bad))
+    row = int(np.searchsorted(np.cumsum(lengths), first, side="right"))
+    return row, first - int(lengths[:row].sum()), float(values[first])
 
 
 def _numeric_row(row, index: int) -> np.ndarray:
