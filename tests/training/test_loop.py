@@ -111,6 +111,15 @@ def test_loss_goes_down_on_separable_data():
     assert not result.model.training
 
 
+def test_min_steps_raises_the_epochs_of_a_small_data_set_only():
+    config = TrainConfig(epochs=2, batch_size=32, lr=1e-2, min_steps=20, **FAST)
+    assert config.epochs_for(len(TRAIN)) == max(2, -(-20 // -(-len(TRAIN) // 32)))
+    assert config.epochs_for(32 * 20) == 2  # 20 steps an epoch already: as configured
+    result = fit(mlp(), TRAIN, VAL, config)
+    assert len(result.history) == config.epochs_for(len(TRAIN)) > 2
+    assert TrainConfig(epochs=2, batch_size=32, lr=1e-2, **FAST).epochs_for(len(TRAIN)) == 2  # min_steps unset
+
+
 def test_classic_cnn_learns_on_small_images():
     g = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 10, (128,), generator=g)

@@ -99,6 +99,12 @@ def fit(
         raise ValueError(f"{config.processes} processes need at least as many training samples, got {len(train)}")
     if training_loss is not None and config.processes > 1:
         raise ValueError(f"training_loss needs one process (it calls the model itself), got processes={config.processes}")
+    if config.epochs_for(len(train)) != config.epochs:  # a small data set: at least min_steps optimiser steps
+        logger.info(
+            "%d training samples make %d steps an epoch: %d epochs instead of %d, for min_steps=%d",
+            len(train), math.ceil(len(train) / config.batch_size), config.epochs_for(len(train)), config.epochs, config.min_steps,
+        )  # fmt: skip
+        config = config.model_copy(update={"epochs": config.epochs_for(len(train))})
     checkpoint_path = None
     if config.checkpoint_dir is not None:
         run_key = run_key or config_key(
