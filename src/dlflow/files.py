@@ -27,7 +27,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     The caller writes a file (or a folder) at the yielded path. On any exception
     it is removed and ``path`` is left as it was. A folder replaces a folder
-    ``path`` as a whole.
+    ``path`` as a whole (``_replace_folder``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,14 +40,37 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                 os.fsync(handle)
             finally:
                 os.close(handle)
-        elif temporary.is_dir() and path.is_dir():
-            shutil.rmtree(path)
-        os.replace(temporary, path)
+        if temporary.is_dir():
+            _replace_folder(temporary, path)
+        else:
+            os.replace(temporary, path)
     finally:
         if temporary.is_dir():
             shutil.rmtree(temporary, ignore_errors=True)
         else:
             temporary.unlink(missing_ok=True)
+
+
+def _replace_folder(new: Path, path: Path, attempts: int = 20) -> None:
+    """Put the folder ``new`` at ``path``: the old folder is renamed aside, then ``new`` renamed in, then the
+    old one deleted. A reader finds ``path`` missing only between the two renames (microseconds, not the
+    time a delete takes), and a run writing the same folder at the same time wins or loses whole."""
+    for _ in range(attempts):
+        aside = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:
+            aside = None
+        try:
+            os.replace(new, path)
+        except OSError:  # another writer put its folder there in between: move that one aside too
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
+            continue
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+        return
+    raise OSError(f"could not replace the folder {path}: other processes kept writing it")
 
 
 @contextmanager

@@ -1,7 +1,9 @@
 """``ParquetShardsDataset``: a table stored as a folder of parquet part files, saved atomically.
 
 ``filepath`` names a folder of ``part-00000.parquet``, ``part-00001.parquet``, ... of
-about ``part_bytes`` each (at least one part, so an empty table keeps its schema).
+about ``part_bytes`` each (at least one part, so an empty table keeps its schema), and
+``_parts.json`` naming them, so that a reader never takes a folder being replaced by
+another run for a shorter table.
 pandas and pyarrow read the folder as one table (``pd.read_parquet(folder)``), and a
 reader that streams (a later step for data larger than memory) takes one part at a
 time. Saving writes a hidden sibling folder and renames it over the old one
@@ -15,7 +17,9 @@ part of one. Example::
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,7 @@ from kedro.io import AbstractDataset, DatasetError
 from dlflow.files import atomic_path
 
 PART_PATTERN = "part-*.parquet"
+MANIFEST = "_parts.json"  # the parts of this table: a reader reads them all, or (being replaced) reads again
 
 
 class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -53,20 +58,32 @@ class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self.metadata = metadata
 
     def parts(self) -> list[Path]:
-        """The part files in order; a single parquet file at ``filepath`` is its own one part."""
+        """The part files in order: those ``_parts.json`` names, else every part file (a folder another tool
+        wrote); a single parquet file at ``filepath`` is its own one part."""
         if self._filepath.is_file():
             return [self._filepath]
-        return sorted(self._filepath.glob(PART_PATTERN))
+        try:
+            names = json.loads((self._filepath / MANIFEST).read_text())["parts"]
+        except FileNotFoundError:
+            return sorted(self._filepath.glob(PART_PATTERN))
+        return [self._filepath / name for name in names]
 
     def load(self) -> pd.DataFrame:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        parts = self.parts()
-        if not parts:
-            raise DatasetError(f"No table at {self._filepath}: no {PART_PATTERN} files there (run the step that writes it)")
-        tables = [pq.read_table(part) for part in parts]
-        return pa.concat_tables(tables).to_pandas() if len(tables) > 1 else tables[0].to_pandas()
+        # Another run may be replacing the folder this very moment (files._replace_folder): a part its
+        # manifest names that is gone, or no part at all, is read again from the new folder.
+        for attempt in range(20):
+            try:
+                parts = self.parts()
+                if parts:
+                    tables = [pq.read_table(part) for part in parts]
+                    return pa.concat_tables(tables).to_pandas() if len(tables) > 1 else tables[0].to_pandas()
+            except FileNotFoundError:
+                pass
+            time.sleep(0.05)
+        raise DatasetError(f"No table at {self._filepath}: no {PART_PATTERN} files there (run the step that writes it)")
 
     def save(self, data: pd.DataFrame) -> None:
         import pyarrow as pa
@@ -79,8 +96,11 @@ class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         rows = max(1, math.ceil(table.num_rows / count))
         with atomic_path(self._filepath) as staging:
             staging.mkdir()
+            names = []
             for index, start in enumerate(range(0, max(table.num_rows, 1), rows)):
-                pq.write_table(table.slice(start, rows), staging / f"part-{index:05d}.parquet", **self._save_args)
+                names.append(f"part-{index:05d}.parquet")
+                pq.write_table(table.slice(start, rows), staging / names[-1], **self._save_args)
+            (staging / MANIFEST).write_text(json.dumps({"parts": names, "rows": table.num_rows}))
 
     def _exists(self) -> bool:
         return bool(self.parts())

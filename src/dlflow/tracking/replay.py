@@ -47,10 +47,12 @@ class ReplayReport:
         return out
 
 
-def _without_checkpoint_folders(params: dict[str, Any]) -> dict[str, Any]:
-    """The recorded parameters less ``<family>.training.checkpoint_dir``, which runs recorded before the
-    checkpoint folders moved to the catalog carry (the replay is a run of its own, so it trains afresh)."""
-    params = copy.deepcopy(params)
+def _replay_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    """The recorded parameters as runtime parameters of the replay: less ``<family>.training.checkpoint_dir``,
+    which runs recorded before the checkpoint folders moved to the catalog carry (the replay is a run of its
+    own, so it trains afresh), and less the top-level parameters that were not set (``images_dir: null``):
+    given as runtime parameters they would override the catalog's own defaults with nothing."""
+    params = {name: value for name, value in copy.deepcopy(params).items() if value is not None}
     for block in params.values():
         training = block.get("training") if isinstance(block, dict) else None
         if isinstance(training, dict):
@@ -90,7 +92,7 @@ def replay(run_id: str, project_path: Path, *, check_only: bool = False) -> Repl
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(project_path)
-    params = _without_checkpoint_folders(manifest["parameters"])
+    params = _replay_parameters(manifest["parameters"])
     with KedroSession.create(project_path=project_path, env=manifest["env"], runtime_params=params) as session:
         session.run(pipeline_names=manifest["pipeline_names"])
     replayed = mlflow.last_active_run()
