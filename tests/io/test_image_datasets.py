@@ -27,13 +27,15 @@ def test_a_table_is_saved_as_parts_and_read_back_as_one(tmp_path):
     dataset = ParquetShardsDataset(filepath=str(tmp_path / "train"), part_bytes=4000)
     assert not dataset.exists()
     dataset.save(table)
-    parts = sorted(p.name for p in (tmp_path / "train").iterdir())
-    assert len(parts) > 3 and parts[0] == "part-00000.parquet"
+    files = sorted(p.name for p in (tmp_path / "train").iterdir())
+    parts = [name for name in files if name != "_parts.json"]
+    assert len(parts) > 3 and parts[0] == "part-00000.parquet" and "_parts.json" in files  # the manifest names them
+    assert [p.name for p in dataset.parts()] == parts
     back = dataset.load()
     pd.testing.assert_frame_equal(back, table)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "train"), table)  # pandas reads the folder as one table
     dataset.save(_table(3))  # replaces every part
-    assert len(list((tmp_path / "train").iterdir())) == 1 and len(dataset.load()) == 3
+    assert [p.name for p in (tmp_path / "train").glob("part-*")] == ["part-00000.parquet"] and len(dataset.load()) == 3
 
 
 def test_an_empty_table_keeps_its_columns(tmp_path):

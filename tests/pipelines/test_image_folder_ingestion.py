@@ -105,7 +105,10 @@ def test_kedro_run_ingests_a_folder_into_mlflow(kedro_project: Path, tmp_path: P
     # the tables: one folder of parquet parts per split, under the data set's name
     train = pd.read_parquet("data/02_intermediate/field-insects/train")
     assert len(train) == 21 and table_images(train).shape == (21, 16, 20, 3)
-    assert sorted(p.name for p in Path("data/02_intermediate/field-insects/train").iterdir()) == ["part-00000.parquet"]
+    assert sorted(p.name for p in Path("data/02_intermediate/field-insects/train").iterdir()) == [
+        "_parts.json",
+        "part-00000.parquet",
+    ]
     assert json.loads(Path("data/02_intermediate/field-insects/class_names.json").read_text()) == ["ant", "bee", "cow"]
 
     # the same folder again: the node cache reuses the work (the folder's files are fingerprinted), metrics logged anew
