@@ -156,6 +156,11 @@ def postgres_storage() -> str:
 def test_two_workers_share_one_postgresql_study(kedro_project: Path, data_mirror: Path, postgres_storage: str) -> None:
     _two_workers(kedro_project, data_mirror, postgres_storage, "two-workers-pg", total=4)
     _assert_one_study_of(_study(postgres_storage, "two-workers-pg"), 4)
+    client = MlflowClient()
+    parents = {r.info.run_id for r in _runs(client) if r.data.tags.get("optuna.role") == "parent"}
+    assert len(parents) == 2
+    trial_parents = {r.data.tags["mlflow.parentRunId"] for r in _runs(client) if "optuna.trial" in r.data.tags}
+    assert trial_parents == parents  # both workers ran trials, as in the SQLite twin
     assert not Path(os.environ["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///")).with_name("optuna.db").exists()
 
 
