@@ -6,22 +6,36 @@
 # databases; the tests create a fresh database per session. Prints the URI to export:
 #   export DLFLOW_TEST_POSTGRES_URI=$(bash .ci/postgres.sh)
 # Idempotent: a cluster already running there is reused. Stop it with
-#   pg_ctl -D "$PGDATA" stop     (as the postgres user when run as root)
+#   bash .ci/postgres.sh stop    (.ci/test does, for a cluster it started)
 set -euo pipefail
 
 PGPORT="${PGPORT:-55432}"
 PGDATA="${PGDATA:-/tmp/dlflow-postgres}"
 
+# PostgreSQL refuses to run as root: run the cluster as the `postgres` user then.
+as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+newest_bin() { dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)"; }
+
+if [ "${1:-}" = stop ]; then
+    if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && [ -s "$PGDATA/PG_VERSION" ] \
+        && as_owner "$(newest_bin)/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+        as_owner "$(newest_bin)/pg_ctl" -D "$PGDATA" -m fast -w stop >&2
+    fi
+    exit 0
+fi
+
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     echo "postgres: installing Debian's postgresql packages" >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >&2
-    apt-get install -y -qq postgresql >&2
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq >&2
+    $SUDO apt-get install -y -qq postgresql >&2
+    # Debian's package may start a cluster of its own (`main`, port 5432); only ours below is wanted.
+    pg_lsclusters -h 2>/dev/null | awk '$4 == "online" {print $1, $2}' | while read -r version name; do
+        $SUDO pg_ctlcluster "$version" "$name" stop >&2 || true
+    done
 fi
-BIN="$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")"
-
-# PostgreSQL refuses to run as root: run the cluster as the `postgres` user then.
-as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+BIN="$(newest_bin)"
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     mkdir -p "$PGDATA"

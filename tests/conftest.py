@@ -1,22 +1,94 @@
-"""Shared fixtures: the offline data mirror and a throw-away copy of the Kedro project."""
+"""Shared fixtures: the offline data mirror and a throw-away copy of the Kedro project; and a check
+that the suite leaves nothing running."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
+import uuid
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.sources.http_server"]  # the `server` fixture: a local HTTP server for download tests
+pytest_plugins = [
+    "tests.sources.http_server",  # the `server` fixture: a local HTTP server for download tests
+    "tests.tracking.servers",  # `postgres_admin_uri`: the loopback PostgreSQL of .ci/postgres.sh, for a session
+]
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path(os.environ.get("DLFLOW_DATA_MIRROR", REPO_ROOT.parent / "shared" / "data")).resolve()
+
+#: Every process the suite starts inherits this mark; one still running when the session ends was left behind.
+SESSION_MARK = "DLFLOW_TEST_SESSION"
+os.environ.setdefault(SESSION_MARK, uuid.uuid4().hex)
+
+
+def _left_running() -> dict[int, str]:
+    """pid -> command line of the processes that carry this session's mark, other than this process,
+    its ancestors and the multiprocessing helpers that end with it (Linux's /proc; elsewhere none)."""
+    mark = f"{SESSION_MARK}={os.environ[SESSION_MARK]}".encode()
+    ancestors, pid = set(), os.getpid()
+    while pid > 1 and pid not in ancestors:
+        ancestors.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    left = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if int(entry.name) in ancestors or mark not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+        if state == "Z" or not command or (int(parent) == os.getpid() and "multiprocessing" in command):
+            continue
+        left[int(entry.name)] = command
+    return left
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No server, cluster or process that the suite started outlives it: any still running (after 10 s
+    of grace) is named, ended, and fails the session."""
+    deadline = time.monotonic() + 10
+    while (left := _left_running()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if not left:
+        return
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    time.sleep(3)
+    for pid in _left_running():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    title = f"the suite left {len(left)} process(es) running; ended now"
+    lines = [f"{pid}: {command[:200]}" for pid, command in left.items()]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        print(title, *lines, sep="\n", file=sys.stderr)
+    else:
+        reporter.ensure_newline()
+        reporter.write_sep("=", title, red=True)
+        for line in lines:
+            reporter.write_line(line, red=True)
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
@@ -79,13 +151,34 @@ def kedro_run_command(pipeline: str, *options: str) -> list[str]:
     return [sys.executable, "-m", "kedro", "run", "--pipeline", pipeline, "--env", "test", *options]
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite store with every migration applied and nothing in it, made once per session:
+    creating one costs 5-8 s of Alembic migrations on 2 cores, copying it a millisecond."""
+    import mlflow
+
+    database = tmp_path_factory.mktemp("empty-mlflow-store") / "mlflow.db"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{database}").search_experiments()
+    return database
+
+
+def new_mlflow_store(template: Path, database: Path, default_artifacts: Path) -> str:
+    """A copy of ``template`` at ``database``, its Default experiment's artifacts in ``default_artifacts``
+    (where MLflow puts them in a store it creates: ``./mlruns/0``); the store's URI."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, database)
+    with closing(sqlite3.connect(database)) as connection, connection:
+        connection.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (str(default_artifacts),))
+    return f"sqlite:///{database}"
+
+
 @pytest.fixture
-def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_mirror: Path) -> Path:
+def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_mirror: Path, empty_mlflow_store: Path) -> Path:
     """A copy of the project's conf in ``tmp_path``, with its own data folder and MLflow store.
 
     The working directory moves there (Kedro resolves catalog paths from it),
-    ``MLFLOW_TRACKING_URI`` points at an SQLite store in ``tmp_path`` and the
-    data sets come from the offline mirror.
+    ``MLFLOW_TRACKING_URI`` points at an SQLite store in ``tmp_path`` (a copy of the
+    session's empty one) and the data sets come from the offline mirror.
     """
     from kedro.framework.startup import bootstrap_project
 
@@ -93,11 +186,10 @@ def kedro_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_mirror: 
     monkeypatch.chdir(project)
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    uri = new_mlflow_store(empty_mlflow_store, tmp_path / "mlruns" / "mlflow.db", project / "mlruns" / "0")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)  # kedro-mlflow set a process-wide URI in earlier tests; it beats the env var
     monkeypatch.setenv("DLFLOW_DATA_MIRROR", str(data_mirror))
-    (tmp_path / "mlruns").mkdir()
     bootstrap_project(project)
     return project
 

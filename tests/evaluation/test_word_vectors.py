@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gensim.models import keyedvectors as gensim_kv  # the reference (a test dependency)
 from matplotlib.figure import Figure
 
 from dlflow.evaluation.word_vectors import (
@@ -14,9 +15,9 @@ from dlflow.evaluation.word_vectors import (
     plot_embedding_map,
     similarity_spearman,
 )
+from tests.conftest import MIRROR as DATA_MIRROR
 
-gensim_kv = pytest.importorskip("gensim.models.keyedvectors")
-MIRROR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "word-benchmarks"
+MIRROR = DATA_MIRROR / "word-benchmarks"
 
 
 def keyed_vectors(words: list[str], vectors: np.ndarray):
@@ -92,7 +93,7 @@ def test_similarity_matches_gensim(tmp_path: Path) -> None:
     assert 100 * ours["oov_rate"] == pytest.approx(oov)
 
 
-@pytest.mark.skipif(not MIRROR.is_dir(), reason="real word benchmarks not present")
+@pytest.mark.usefixtures("data_mirror")  # the offline mirror ($DLFLOW_DATA_MIRROR): absent, the test fails
 def test_real_benchmark_files_match_gensim() -> None:
     """The real questions-words / WordSim-353 / SimLex-999 files, vectors that make some analogies work."""
     text = (MIRROR / "questions-words.txt").read_text().lower().split()

@@ -16,8 +16,8 @@ from dlflow.io import IdxDataset
 from dlflow.sources.download import Checksum, RemoteFile
 from dlflow.sources.idx import write_idx
 from dlflow.sources.image_sets import IMAGE_SOURCES, ImageSource
+from tests.conftest import MIRROR
 
-SHARED_DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
 LABELS = np.array([3, 1, 4, 1, 5, 9, 2, 6], dtype=np.uint8)
 
 
@@ -111,11 +111,11 @@ def test_unobtainable_file_says_how_to_fix(tiny_mirror: Path, tmp_path: Path) ->
     assert not dataset.exists()
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="offline mirror shared/data is absent")
+@pytest.mark.usefixtures("data_mirror")  # the offline mirror ($DLFLOW_DATA_MIRROR): absent, the test fails
 def test_real_fashion_mnist_labels(tmp_path: Path) -> None:
     mirror = tmp_path / "mirror"
     (mirror / "fashion-mnist").mkdir(parents=True)
-    shutil.copy(SHARED_DATA / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz", mirror / "fashion-mnist")
+    shutil.copy(MIRROR / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz", mirror / "fashion-mnist")
     raw = tmp_path / "raw" / "t10k.gz"
     dataset = IdxDataset(filepath=str(raw), source="fashion_mnist", file="test_labels", mirror=str(mirror))
     labels = dataset.load()

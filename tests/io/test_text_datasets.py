@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import zipfile
 from pathlib import Path
 
@@ -18,8 +17,8 @@ from dlflow.io import LabelledTextDataset, PolarityDataset, TextCorpusDataset
 from dlflow.sources.download import Checksum
 from dlflow.sources.errors import DataSourceError, DataValidationError
 from dlflow.sources.text_sets import CORPUS_SOURCES, POLARITY_FILES
+from tests.conftest import MIRROR
 
-MIRROR = Path(os.environ.get("DLFLOW_DATA_MIRROR") or Path(__file__).parents[2].parent / "shared" / "data")
 POS = b"caf\xe9 society is great\n"
 NEG = b"dull\n\nna\xefve\n"
 
@@ -137,7 +136,9 @@ def test_from_catalog_config(tiny_mirror: Path, tmp_path: Path) -> None:
 def test_real_data_through_datasets(tmp_path: Path) -> None:
     needed = ["rt-polarity/rt-polarity.pos", "rt-polarity/rt-polarity.neg", "corpora/brown.zip"]
     if not all((MIRROR / p).is_file() for p in needed):
-        pytest.skip(f"offline mirror at {MIRROR} lacks the text data")
+        pytest.fail(
+            f"offline mirror at {MIRROR} lacks the text data: set DLFLOW_DATA_MIRROR to a folder laid out like shared/data"
+        )
     frame = PolarityDataset(filepath=str(tmp_path / "rt-polarity"), mirror=str(MIRROR)).load()
     assert frame["label"].value_counts().to_dict() == {1: 5331, 0: 5331}
     brown = TextCorpusDataset(filepath=str(tmp_path / "brown.zip"), source="brown", mirror=str(MIRROR)).load()

@@ -14,8 +14,8 @@ from dlflow.sources.download import Checksum, RemoteFile, fetch, file_digest, ve
 from dlflow.sources.errors import DataSourceError
 from dlflow.sources.idx import read_idx
 from dlflow.sources.image_sets import FILE_KEYS, IMAGE_SOURCES, get_image_source
+from tests.conftest import MIRROR
 
-SHARED_DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
 PAYLOAD = bytes(range(256)) * 40
 GZ = gzip.compress(PAYLOAD, compresslevel=9, mtime=0)
 FAST = {"backoff": 0.01, "timeout": 5.0, "progress": False}
@@ -240,11 +240,11 @@ def test_image_source_registry() -> None:
         get_image_source("cifar")
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="offline mirror shared/data is absent")
+@pytest.mark.usefixtures("data_mirror")  # the offline mirror ($DLFLOW_DATA_MIRROR): absent, the test fails
 @pytest.mark.parametrize("key", ["train_labels", "test_labels"])
 def test_real_fashion_mnist_labels_from_shared_mirror(tmp_path: Path, key: str) -> None:
     remote_file = IMAGE_SOURCES["fashion_mnist"].files[key]
-    dest = fetch(remote_file, tmp_path / remote_file.filename, mirror=SHARED_DATA, progress=False)
+    dest = fetch(remote_file, tmp_path / remote_file.filename, mirror=MIRROR, progress=False)
     assert verify(dest, remote_file).startswith("sha256 of the gunzipped")
     labels = read_idx(dest)
     assert labels.shape == ((60_000,) if key == "train_labels" else (10_000,))

@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from dlflow.sources.errors import DataValidationError
 from dlflow.sources.idx import read_idx, validate_image_label_pair, write_idx
-
-SHARED_DATA = Path(__file__).parents[2] / ".." / "shared" / "data"
+from tests.conftest import MIRROR
 
 
 def idx_bytes(code: int, dims: tuple[int, ...], payload: bytes) -> bytes:
@@ -144,9 +143,9 @@ def test_invalid_pairs_are_rejected(images_shape: tuple[int, ...], labels: np.nd
         check_pair(np.zeros(images_shape, np.uint8), labels)
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="offline mirror shared/data is absent")
+@pytest.mark.usefixtures("data_mirror")  # the offline mirror ($DLFLOW_DATA_MIRROR): absent, the test fails
 def test_real_fashion_mnist_test_set_is_a_valid_pair() -> None:
-    folder = SHARED_DATA / "fashion-mnist"
+    folder = MIRROR / "fashion-mnist"
     images_path, labels_path = folder / "t10k-images-idx3-ubyte.gz", folder / "t10k-labels-idx1-ubyte.gz"
     images, labels = read_idx(images_path), read_idx(labels_path)
     assert images.shape == (10_000, 28, 28) and images.dtype == np.uint8

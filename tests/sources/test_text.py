@@ -7,7 +7,6 @@ import dataclasses
 import gzip
 import hashlib
 import io
-import os
 import tarfile
 import zipfile
 from pathlib import Path
@@ -35,8 +34,8 @@ from dlflow.sources.text_sets import (
     get_corpus_source,
 )
 from dlflow.text import tokenize
+from tests.conftest import MIRROR
 
-MIRROR = Path(os.environ.get("DLFLOW_DATA_MIRROR") or Path(__file__).parents[2].parent / "shared" / "data")
 FAST = {"backoff": 0.01, "timeout": 5.0, "progress": False}
 OUR_ERRORS = (DataValidationError, DataSourceError)
 
@@ -69,7 +68,9 @@ def make_zip(path: Path, members: dict[str, bytes]) -> Path:
 def needs_mirror(*relpaths: str) -> None:
     missing = [p for p in relpaths if not (MIRROR / p).is_file()]
     if missing:
-        pytest.skip(f"offline mirror lacks {missing} (looked in {MIRROR})")
+        pytest.fail(
+            f"offline mirror lacks {missing} (looked in {MIRROR}): set DLFLOW_DATA_MIRROR to a folder laid out like shared/data"
+        )
 
 
 # --- read_polarity ------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Real servers for the team-tracking-server tests: PostgreSQL databases, a private PostgreSQL cluster
 that a test may stop, and ``mlflow server`` processes (with MLflow's basic-auth app) that a test may kill.
 
-PostgreSQL comes from ``.ci/postgres.sh`` (CI exports ``DLFLOW_TEST_POSTGRES_URI``; without it
-this module runs the script). That cluster is shared by everyone on the machine: a test that
-stops PostgreSQL stops a ``PrivatePostgres`` of its own instead.
+PostgreSQL comes from ``.ci/postgres.sh`` through the session fixture ``postgres_admin_uri`` (a pytest
+plugin of ``tests/conftest.py``): ``.ci/test`` exports ``DLFLOW_TEST_POSTGRES_URI`` and stops its cluster
+itself; without it the fixture runs the script and, if that started the cluster, stops it when the
+session ends. That cluster is shared by everyone on the machine: a test that stops PostgreSQL stops a
+``PrivatePostgres`` of its own instead.
 """
 
 from __future__ import annotations
@@ -36,18 +38,34 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def shared_postgres_uri() -> str:
-    """The admin URI of the loopback PostgreSQL from ``.ci/postgres.sh``."""
+POSTGRES_SCRIPT = REPO_ROOT / ".ci" / "postgres.sh"
+NO_POSTGRES = "no PostgreSQL for the tests: run them with `.ci/test` (the README's test command), which provisions it"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_uri() -> Iterator[str]:
+    """The admin URI of the loopback PostgreSQL from ``.ci/postgres.sh``: ``DLFLOW_TEST_POSTGRES_URI``
+    when set (its owner stops it), else the script's cluster, stopped at the end of the session
+    when this session started it."""
     admin_uri = os.environ.get("DLFLOW_TEST_POSTGRES_URI")
     if admin_uri:
-        return admin_uri
-    started = subprocess.run(["bash", str(REPO_ROOT / ".ci" / "postgres.sh")], capture_output=True, text=True)
+        yield admin_uri
+        return
+    already_running = _listening(int(os.environ.get("PGPORT", "55432")))
+    started = subprocess.run(["bash", str(POSTGRES_SCRIPT)], capture_output=True, text=True)
     if started.returncode != 0:
-        pytest.fail(
-            "no PostgreSQL for the tracking-server tests: run `export DLFLOW_TEST_POSTGRES_URI=$(bash .ci/postgres.sh)` "
-            f"(needs Debian's postgresql package).\n{started.stderr[-2000:]}"
-        )
-    return started.stdout.strip()
+        pytest.fail(f"{NO_POSTGRES} (.ci/postgres.sh failed).\n{started.stderr[-2000:]}")
+    try:
+        yield started.stdout.strip()
+    finally:
+        if not already_running:
+            subprocess.run(["bash", str(POSTGRES_SCRIPT), "stop"], capture_output=True, timeout=120)
 
 
 @contextmanager
@@ -77,7 +95,7 @@ class PrivatePostgres:
     def __init__(self) -> None:
         initdb = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
         if not initdb:
-            pytest.skip("no Debian PostgreSQL binaries for a private cluster (bash .ci/postgres.sh installs them)")
+            pytest.fail(f"{NO_POSTGRES} (no Debian PostgreSQL binaries for a private cluster)")
         self.bin = initdb[-1].parent
         # pytest's tmp_path is out of the `postgres` user's reach: the cluster lives in a folder of its own.
         self.base = Path(tempfile.mkdtemp(prefix="dlflow-pg-private-"))

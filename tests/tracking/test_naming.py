@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from dlflow.tracking.naming import experiment_name, load_config, result_summary, run_description, run_name
+from dlflow.tracking.naming import REUSE_NOTE_TAG, experiment_name, load_config, result_summary, run_description, run_name
 
 PARAMS = {
     "image_source": "fashion_mnist",
@@ -77,6 +77,8 @@ def test_descriptions_say_what_ran_on_which_data_and_then_the_result(project_con
     assert "test_accuracy 0.9296, test_macro_f1 0.9301" in summary and "train_loss" not in summary
     assert "dlflow-cnn-fashion_mnist v3, gate decision: promoted" in summary
     assert result_summary(["cnn"], project_config, {}, {}) == ""
+    reused = "**Reused** (...):\n- `ingest_images` from run ..."  # dlflow.tracking.reuse's paragraph: kept, last
+    assert result_summary(["cnn"], project_config, metrics, tags | {REUSE_NOTE_TAG: reused}).endswith("\n\n" + reused)
 
 
 def test_a_bad_experiments_file_is_named() -> None:

@@ -22,7 +22,7 @@ from dlflow.model_registry.store import alias_history
 from dlflow.tracking.team import TeamUser, setup_team
 from tests.conftest import SMALL_CONCURRENT_CNN, copy_project, kedro_run_command
 from tests.mlflow_queries import expected_aliases
-from tests.tracking.servers import ADMIN, ADMIN_PASSWORD, MlflowServer, fresh_databases, logged_in, shared_postgres_uri
+from tests.tracking.servers import ADMIN, ADMIN_PASSWORD, MlflowServer, fresh_databases, logged_in
 
 pytestmark = pytest.mark.e2e
 CONCURRENT_RUNS = 4
@@ -35,11 +35,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> str:
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, postgres_admin_uri: str) -> str:
     """``mlflow server --app-name basic-auth`` on a fresh PostgreSQL database, with artifact serving, on
     127.0.0.1; the module logs in as the trainer the README's setup makes (EDIT, no MANAGE). Yields its URI."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    with fresh_databases(shared_postgres_uri(), "", "_auth") as (tracking_db, auth_db):
+    with fresh_databases(postgres_admin_uri, "", "_auth") as (tracking_db, auth_db):
         server = MlflowServer(root, tracking_db, auth_db)
         server.start()
         try:

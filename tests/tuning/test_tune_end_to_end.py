@@ -11,14 +11,14 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO_ROOT, kedro_run_command, run_pipeline
+from tests.conftest import kedro_run_command, run_pipeline
+from tests.tracking.servers import fresh_databases
 
 pytestmark = pytest.mark.e2e
 MODEL_NAME = "dlflow-cnn-fashion_mnist-test"
@@ -135,22 +135,10 @@ def test_two_workers_share_one_sqlite_study_and_one_of_them_registers_the_best(k
 
 
 @pytest.fixture
-def postgres_storage() -> str:
+def postgres_storage(postgres_admin_uri: str) -> str:
     """A fresh database for the study on the test PostgreSQL server (.ci/postgres.sh); dropped afterwards."""
-    import psycopg
-
-    admin_uri = os.environ.get("DLFLOW_TEST_POSTGRES_URI")
-    if not admin_uri:
-        started = subprocess.run(["bash", str(REPO_ROOT / ".ci" / "postgres.sh")], capture_output=True, text=True)
-        if started.returncode != 0:
-            pytest.fail(f"no PostgreSQL: export DLFLOW_TEST_POSTGRES_URI=$(bash .ci/postgres.sh)\n{started.stderr[-2000:]}")
-        admin_uri = started.stdout.strip()
-    name = f"optuna_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_uri, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    yield admin_uri.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin_uri, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_databases(postgres_admin_uri, "") as (storage,):
+        yield storage
 
 
 def test_two_workers_share_one_postgresql_study(kedro_project: Path, data_mirror: Path, postgres_storage: str) -> None:

@@ -6,8 +6,10 @@ completed with the same fingerprint (input contents, parameters, node and
 project code: ``dlflow.caching.fingerprints``) and every output it wrote is still there,
 byte for byte. Anything else runs, and so does everything downstream of it
 (decided before the run, from the records and the pipeline's structure). The records live in the
-catalog's ``node_cache`` folder. Each skip is logged and tagged on the MLflow run (the catalog's
-``run_context``) as ``dlflow.reused.<node>`` = the id of the run whose outputs were reused.
+catalog's ``node_cache`` folder. Each skip is logged, and the MLflow run (the catalog's ``run_context``)
+stays complete on its own (``dlflow.tracking.reuse``): it is tagged ``dlflow.reused.<node>`` = the id of
+the run whose outputs were reused, the outputs that run logged as artifacts are copied into it (a link
+for a very large one), and its description names the reused nodes and that run.
 Inputs that describe the run rather than the data (``run_context``, checkpoint folders: data sets
 with ``fingerprinted = False``) are not part of a fingerprint.
 
@@ -36,11 +38,10 @@ from dlflow.caching.fingerprints import (
 )
 from dlflow.config import CacheParams, parse
 from dlflow.tracking.context import RUN_CONTEXT
-from dlflow.tracking.records import tag_run
+from dlflow.tracking.reuse import ReusedNode, artifact_folder, record_reuse
 
 logger = logging.getLogger(__name__)
 
-REUSED_TAG = "dlflow.reused."
 CACHE_FOLDER = "node_cache"  # the catalog entry (dlflow.io.folder.FolderDataset) holding one record per node
 DEFAULT_DIRECTORY = "data/09_node_cache"  # where records go when the catalog names no such folder
 
@@ -69,8 +70,7 @@ class SkipUnchangedRunner(SequentialRunner):
         directory = self._directory(catalog)
         run_id = self._run_id(catalog)
         skipped = self._plan(pipeline, catalog, settings, directory)
-        for node, record in skipped.items():
-            self._record_skip(node, record, run_id)
+        self._record_skips(skipped, catalog, run_id)
         to_run = Pipeline([node for node in pipeline.nodes if node not in skipped])
         if not to_run.nodes:
             return {}
@@ -160,13 +160,24 @@ class SkipUnchangedRunner(SequentialRunner):
 
     # -- bookkeeping
 
-    def _record_skip(self, node: Node, source: CacheRecord, run_id: str | None) -> None:
-        logger.info(
-            "Skipped node %s: unchanged since MLflow run %s (%s); its outputs are reused",
-            node.name, source.run_id, source.completed_at,
-        )  # fmt: skip
+    @staticmethod
+    def _record_skips(skipped: dict[Node, CacheRecord], catalog, run_id: str | None) -> None:
+        """Log each skip; give the MLflow run the skipped nodes' artifacts and say where they came from."""
+        reused = []
+        for node, source in skipped.items():
+            logger.info(
+                "Skipped node %s: unchanged since MLflow run %s (%s); its outputs are reused",
+                node.name, source.run_id, source.completed_at,
+            )  # fmt: skip
+            artifacts = []
+            for name in node.outputs:
+                dataset = catalog.get(name)
+                folder = artifact_folder(dataset)
+                if folder is not None:
+                    artifacts.append((dataset_path(dataset), folder))  # current: the record vouched for its bytes
+            reused.append(ReusedNode(node.name, source.run_id, tuple(artifacts)))
         if run_id is not None:
-            tag_run(run_id, {REUSED_TAG + node.name: source.run_id or "unknown"})
+            record_reuse(run_id, reused)
 
     def _write_record(self, node: Node, catalog, record_path: Path, run_id: str | None) -> None:
         fingerprint = self._fingerprint(node, catalog)  # after the run: downloaded inputs now exist

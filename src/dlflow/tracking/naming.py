@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 CONFIG_KEY = "experiments"
 #: Environments that need no mention in a run's name.
 QUIET_ENVS = (None, "", "base", "local")
+#: The tag holding the description's paragraph on reused nodes (``dlflow.tracking.reuse``), kept when it is rewritten.
+REUSE_NOTE_TAG = "dlflow.reuse_note"
 
 
 class RunIdentityConfig(BaseModel):
@@ -235,7 +237,8 @@ def result_summary(
     metrics: Mapping[str, float],
     tags: Mapping[str, str],
 ) -> str:
-    """The run's outcome in a line or two: the headline metrics it logged, and its registered version."""
+    """The run's outcome in a line or two: the headline metrics it logged, and its registered version;
+    then the nodes it reused from earlier runs (``REUSE_NOTE_TAG``), if any."""
     lines = []
     wanted = [metric for name in _pipelines(pipeline_names) for metric in config.headline_metrics.get(name, [])]
     found = [f"{metric} {metrics[metric]:.4f}" for metric in dict.fromkeys(wanted) if metric in metrics]
@@ -252,4 +255,6 @@ def result_summary(
                 f"**Scored with:** {tags.get(f'inference.{family}.model_name')} "
                 f"v{tags[f'inference.{family}.model_version']} (run {tags.get(f'inference.{family}.model_run_id', '?')})."
             )
+    if tags.get(REUSE_NOTE_TAG):
+        lines.append(tags[REUSE_NOTE_TAG])
     return "\n\n".join(lines)
