@@ -42,7 +42,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlflow.models.precision import bf16_autocast
+from dlflow.models.precision import bf16_autocast, native_bf16
 
 EMBEDDING_MODES = ("rand", "static", "non_static")
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -162,9 +162,9 @@ class SentenceRNN(nn.Module):
         for depth, forward_rnn in enumerate(self.forward_layers):
             if depth:
                 states = self.dropout(states)
-            outputs = [forward_rnn(states)[0]]
+            outputs = [_recurrent(forward_rnn, states)]
             if self.backward_layers:
-                reversed_outputs = self.backward_layers[depth](reverse_within_length(states, lengths))[0]
+                reversed_outputs = _recurrent(self.backward_layers[depth], reverse_within_length(states, lengths))
                 outputs.append(reverse_within_length(reversed_outputs, lengths))
             states = torch.cat(outputs, dim=2)
         padding = torch.arange(longest, device=states.device)[None, :] >= lengths[:, None]
@@ -183,6 +183,15 @@ class SentenceRNN(nn.Module):
             last = states.gather(1, (lengths - 1).view(-1, 1, 1).expand(-1, 1, states.shape[2])).squeeze(1)
             sentence = torch.cat([last[:, :hidden], states[:, 0, hidden:]], dim=1)  # backward: after word 0
         return self.classifier(self.dropout(sentence))
+
+
+def _recurrent(layer: nn.RNNBase, states: torch.Tensor) -> torch.Tensor:
+    """``layer``'s output states. Under bf16 autocast on a CPU without native bf16 (``bf16=True`` forced there),
+    the recurrent layer runs in float32: oneDNN has no emulated bf16 LSTM/GRU primitive and would refuse it."""
+    if states.device.type == "cpu" and torch.is_autocast_enabled("cpu") and not native_bf16("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            return layer(states.float())[0]
+    return layer(states)[0]
 
 
 def convolve_over_time(states: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
