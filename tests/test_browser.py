@@ -182,3 +182,25 @@ def test_mlflow_ui_shows_the_champion_and_the_report_link(mlflow_ui: str, browse
     assert view.page.get_by_text("dlflow/cnn").count() >= 1
     view.screenshot(screenshots / "mlflow_run.png")
     assert not view.page_errors, view.page_errors
+
+
+def test_drift_report_renders_in_chromium(gated_registry: Path, data_mirror: Path, browser, screenshots: Path) -> None:
+    """A batch of over-exposed images: the report says "Drift detected" first, shows every check and its plots."""
+    from dlflow.sources.idx import read_idx, write_idx
+
+    images = read_idx(data_mirror / "fashion-mnist" / "t10k-images-idx3-ubyte.gz")[8000:8300]
+    write_idx(np.clip(images.astype(np.int32) + 90, 0, 255).astype(np.uint8), gated_registry / "bright.gz", gzip=True)
+    run_pipeline("inference_cnn", images_path=str(gated_registry / "bright.gz"))
+    view = Page(browser, width=1280)
+    view.page.goto((gated_registry / "project" / "data/08_reporting/monitoring/cnn_drift_report.html").as_uri())
+    view.page.wait_for_load_state("load")
+
+    assert "Drift report" in view.page.inner_text("h1") and CNN_MODEL in view.page.title()
+    assert view.page.locator(".verdict.drift").inner_text().startswith("Drift detected.")
+    assert view.page.locator("tr.alert").count() >= 1  # the checks that fired, highlighted
+    images = view.page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+    assert [alt for alt, _, _ in images] == ["Predicted classes: share of records", "Confidence (top class probability)", "Input signals"]
+    assert all(complete and width > 300 for _, complete, width in images), images
+    assert not view.console_errors and not view.page_errors and not view.failed
+    pixels = view.screenshot(screenshots / "drift_report.png", full_page=True)
+    assert pixels.shape[0] > 1000

@@ -10,7 +10,10 @@ things around it:
   runs every node);
 * once a run has finished and every log, MLflow write and exit handler is
   done, the process ends without tearing down the modules it imported, which
-  with torch and MLflow loaded takes 1.3 s on 2 cores (``dlflow.cli.exit_now``).
+  with torch and MLflow loaded takes 1.3 s on 2 cores (``dlflow.cli.exit_now``),
+  with the status the run asked for: 0, or ``monitoring.alert_exit_code`` (3)
+  when a batch-inference run's batch raised the monitoring alert
+  (``dlflow.io.exit_status``). A failed run exits 1, as Kedro does.
 """
 
 from __future__ import annotations
@@ -53,8 +56,10 @@ def _as_project_run(command: click.Command, runner: str) -> click.Command:
 
     @functools.wraps(run)
     def run_then_exit(*args, **kwargs):
+        from dlflow.io.exit_status import requested_exit_status
+
         run(*args, **kwargs)
-        exit_now(0)  # reached only when the run succeeded; errors take Kedro's usual way out
+        exit_now(requested_exit_status())  # reached only when the run succeeded; errors take Kedro's usual way out
 
     command.callback = run_then_exit
     return command

@@ -505,6 +505,50 @@ class InferenceParams(StrictModel):
     rnn: InferenceTextParams
 
 
+class MonitoringProfileParams(StrictModel):
+    """The reference profile made at registration: ``records`` held-out test records (at most ``max_fraction`` of
+    them, so that the rest stays free for checking monitoring itself), chosen stratified with ``seed``."""
+
+    records: int = Field(default=2000, ge=50)
+    max_fraction: float = Field(default=0.5, gt=0, le=1)
+    seed: int = 0
+
+
+class MonitoringPolicyParams(StrictModel):
+    """How the checks of one batch become one decision (``dlflow.monitoring.checks``).
+
+    ``min_batch_size``: smaller batches are not judged (the run says so);
+    ``alpha``: the significance level of the whole batch, ``correction``: for the
+    number of checks (``bonferroni``, ``holm`` or ``none``); ``alert_on``: the kinds
+    of check that raise the alert (``input``, ``prediction``, ``feature``,
+    ``quality``: live accuracy significantly below the champion's test accuracy,
+    judged once ``min_labelled`` labels came back); ``permutations`` of the MMD test.
+    """
+
+    min_batch_size: int = Field(default=200, ge=2)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    correction: Literal["bonferroni", "holm", "none"] = "bonferroni"
+    alert_on: list[Literal["input", "prediction", "feature", "quality"]] = Field(
+        default_factory=lambda: ["input", "prediction", "feature", "quality"], min_length=1
+    )
+    permutations: int = Field(default=500, ge=19)
+    min_labelled: int = Field(default=100, ge=1)
+
+
+class MonitoringParams(StrictModel):
+    """Monitoring of batch inference (``conf/base/parameters_monitoring.yml``): the profile each registered model
+    carries, the policy, how much of a batch is kept to compare (``batch_sample``: a uniform sample, bounded memory),
+    the long-lived history run's experiment, and the exit
+    status of a ``kedro run`` whose batch raised the alert (``alert_exit_code``; 0 to exit as usual)."""
+
+    enabled: bool = True
+    profile: MonitoringProfileParams = MonitoringProfileParams()
+    policy: MonitoringPolicyParams = MonitoringPolicyParams()
+    batch_sample: int = Field(default=5000, ge=100)
+    history_experiment: str = Field(default="dlflow/monitor", min_length=1)
+    alert_exit_code: int = Field(default=3, ge=0, le=125)
+
+
 class CacheParams(StrictModel):
     """Skipping unchanged nodes (``dlflow.caching.runner.SkipUnchangedRunner``)."""
 
@@ -663,6 +707,7 @@ PARAMETER_MODELS: dict[str, type[StrictModel]] = {
     "word2vec": Word2VecParams,
     "rnn": RnnParams,
     "inference": InferenceParams,
+    "monitoring": MonitoringParams,
     "promotion": PromotionParams,
     "cache": CacheParams,
     "tuning": TuningParams,

@@ -160,7 +160,7 @@ def brightness(tmp_path_factory) -> Iterator[dict[str, LoadedModel]]:
 def score(path: Path, champion: LoadedModel, output: Path, chunk_size: int = 3) -> pd.DataFrame:
     """``path`` scored by the ``score_images`` node into ``output`` through the catalog's dataset type."""
     params = {"model_name": "brightness", "alias": champion.info["model_uri"].split("@")[1], "chunk_size": chunk_size}
-    chunks = score_images(ImagesFileDataset(filepath=str(path)).load(), champion, params | {"batch_size": 2})
+    chunks, _ = score_images(ImagesFileDataset(filepath=str(path)).load(), champion, params | {"batch_size": 2}, {})
     dataset = ChunkedParquetDataset(filepath=str(output))
     dataset.save(chunks)
     return dataset.load()
@@ -222,7 +222,9 @@ def test_every_refusal_names_the_file_and_leaves_no_output(brightness, tmp_path:
     assert not output.exists()
 
     with pytest.raises(ValueError, match=r"name models:/other@plain, but the catalog entry cnn_champion loaded"):
-        score_images(ImagesFileDataset(filepath=str(big)).load(), brightness["plain"], {"model_name": "other", "alias": "plain"})
+        score_images(
+            ImagesFileDataset(filepath=str(big)).load(), brightness["plain"], {"model_name": "other", "alias": "plain"}, {}
+        )
 
 
 # --------------------------------------------------------------------------- kedro run

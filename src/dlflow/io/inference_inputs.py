@@ -64,6 +64,18 @@ TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".tab": "\t"}  # delimited tables; 
 JSON_LINES_SUFFIXES = (".jsonl", ".ndjson", ".json")
 _READ_ERRORS = (OSError, EOFError, zlib.error)
 _UNITS = {"image": "images", "row": "rows", "line": "lines", "file": "files"}
+LABEL_COLUMN = "label"  # a table's true classes, when they came back with the records (monitoring's live quality)
+
+
+def _labels(values: list[Any], path: Path, start: int) -> np.ndarray:
+    """A chunk's labels as an object array; a missing one is refused naming its row."""
+    for index, value in enumerate(values):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value.strip()):
+            raise InputRefused(
+                f"{path}: row {start + index} has no {LABEL_COLUMN!r}; a table with labels needs one in every row "
+                f"(fill it, or drop the {LABEL_COLUMN!r} column to score without live quality)"
+            )
+    return np.asarray(values, dtype=object)
 
 
 class InputRefused(DatasetError, ValueError):
@@ -81,12 +93,15 @@ class InputChunk:
     ``records``: a ``(n, ...)`` uint8 array of pixels, or a table (``sentence``, or
     ``image`` as base64 file bytes). ``ids``: ``row`` or ``path`` per record.
     ``unit``: how a message counts records (``image``, ``row``, ``line``, ``file``).
+    ``labels``: the true classes that came back with the records (a table's ``label``
+    column: class names or indices, as the file holds them), or None.
     """
 
     source: str
     records: Any
     ids: pd.DataFrame
     unit: str
+    labels: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -326,12 +341,13 @@ def _pixel_table(path: Path) -> ChunkedInput:
         )
     if total == 0:
         raise InputRefused(f"{path} holds no images (0 rows)")
-    columns = ["pixels", *(name for name in ("height", "width", "channels") if name in names)]
+    columns = ["pixels", *(name for name in ("height", "width", "channels", LABEL_COLUMN) if name in names)]
 
     def chunks(size: int) -> Iterator[InputChunk]:
         for part, start, row, batch in _parquet_batches(path, size, columns):
             rows = pd.DataFrame({"row": np.arange(row, row + batch.num_rows)})
-            yield InputChunk(str(path), _pixels(batch, start, part), rows, "row")
+            labels = _labels(batch.column(LABEL_COLUMN).to_pylist(), part, start) if LABEL_COLUMN in columns else None
+            yield InputChunk(str(path), _pixels(batch, start, part), rows, "row", labels)
 
     return ChunkedInput(str(path), "images", total, chunks)
 
@@ -475,27 +491,34 @@ def _sentence_chunks(path: Path, size: int, *, text_column: str = "sentence", en
     elif suffix in JSON_LINES_SUFFIXES:
         groups, unit = _grouped(_json_lines_sentences(path, text_column, encoding), size), "line"
     else:
-        lines = ((index, line.strip()) for index, line in _lines(path, encoding) if line.strip())
+        lines = ((index, line.strip(), _NO_LABEL) for index, line in _lines(path, encoding) if line.strip())
         groups, unit = _grouped(lines, size), "line"
     seen = False
-    for rows, sentences in groups:
+    for rows, sentences, labels in groups:
         seen = True
-        yield InputChunk(str(path), pd.DataFrame({"sentence": sentences}), pd.DataFrame({"row": rows}), unit)
+        labels = _labels(labels, path, rows[0]) if labels is not None else None
+        yield InputChunk(str(path), pd.DataFrame({"sentence": sentences}), pd.DataFrame({"row": rows}), unit, labels)
     if not seen:
         raise InputRefused(f"{path} holds no sentences: {'every line is blank' if unit == 'line' else 'no rows'}")
 
 
-def _grouped(records: Iterable[tuple[int, str]], size: int) -> Iterator[tuple[list[int], list[str]]]:
-    """``(rows, sentences)`` for every ``size`` records, the last group maybe shorter."""
-    rows, sentences = [], []
-    for row, sentence in records:
+def _grouped(records: Iterable[tuple[int, str, Any]], size: int) -> Iterator[tuple[list[int], list[str], list[Any] | None]]:
+    """``(rows, sentences, labels)`` for every ``size`` records, the last group maybe shorter; ``labels`` is None
+    when the records carry none (their third item is :data:`_NO_LABEL`)."""
+    rows, sentences, labels = [], [], []
+    for row, sentence, label in records:
         rows.append(row)
         sentences.append(sentence)
+        labels.append(label)
         if len(rows) == size:
-            yield rows, sentences
-            rows, sentences = [], []
+            yield rows, sentences, _or_none(labels)
+            rows, sentences, labels = [], [], []
     if rows:
-        yield rows, sentences
+        yield rows, sentences, _or_none(labels)
+
+
+def _or_none(labels: list[Any]) -> list[Any] | None:
+    return None if all(label is _NO_LABEL for label in labels) else [None if v is _NO_LABEL else v for v in labels]
 
 
 def _sentence(path: Path, where: str, value: Any) -> str:
@@ -513,7 +536,7 @@ def _missing_column(path: Path, column: str, columns: list[str]) -> InputRefused
     )
 
 
-def _parquet_sentences(path: Path, size: int, column: str) -> Iterator[tuple[list[int], list[str]]]:
+def _parquet_sentences(path: Path, size: int, column: str) -> Iterator[tuple[list[int], list[str], list[Any] | None]]:
     kind, names, _ = _parquet_schema(path, column)
     if kind is None:
         raise _missing_column(path, column, names)
@@ -521,15 +544,17 @@ def _parquet_sentences(path: Path, size: int, column: str) -> Iterator[tuple[lis
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise InputRefused(f"{path}: its column {column!r} holds {kind}, not text: name the text column with "
                            "--params inference.rnn.text_column=<column>")  # fmt: skip
-    for part, start, row, batch in _parquet_batches(path, size, [column]):
+    labelled = LABEL_COLUMN in names and column != LABEL_COLUMN
+    for part, start, row, batch in _parquet_batches(path, size, [column, LABEL_COLUMN] if labelled else [column]):
         values = batch.column(column).to_pylist()
         for index, value in enumerate(values):
             _sentence(part, f"row {start + index}", value)
-        yield list(range(row, row + len(values))), values
+        yield list(range(row, row + len(values))), values, batch.column(LABEL_COLUMN).to_pylist() if labelled else None
 
 
-def _delimited_sentences(path: Path, delimiter: str, column: str, encoding: str) -> Iterator[tuple[int, str]]:
-    """``(row, sentence)`` of a CSV/TSV file with a header; blank lines are skipped, as pandas does."""
+def _delimited_sentences(path: Path, delimiter: str, column: str, encoding: str) -> Iterator[tuple[int, str, Any]]:
+    """``(row, sentence, label)`` of a CSV/TSV file with a header (the label :data:`_NO_LABEL` when it has no
+    ``label`` column); blank lines are skipped, as pandas does."""
     with _decoding(path, encoding, lambda: f"after row {row}" if row >= 0 else "in the header") as stream:
         reader = csv.reader(stream, delimiter=delimiter)
         row = -1
@@ -540,6 +565,7 @@ def _delimited_sentences(path: Path, delimiter: str, column: str, encoding: str)
             if column not in header:
                 raise _missing_column(path, column, header)
             index = header.index(column)
+            label = header.index(LABEL_COLUMN) if LABEL_COLUMN in header and column != LABEL_COLUMN else None
             for record in reader:
                 if not record:
                     continue
@@ -549,15 +575,17 @@ def _delimited_sentences(path: Path, delimiter: str, column: str, encoding: str)
                         f"{path}: row {row} (line {reader.line_num}) has {len(record)} fields, the header {len(header)}: "
                         "quote fields that hold the delimiter"
                     )
-                yield row, _sentence(path, f"row {row} (line {reader.line_num})", record[index])
+                sentence = _sentence(path, f"row {row} (line {reader.line_num})", record[index])
+                yield row, sentence, record[label] if label is not None else _NO_LABEL
         except csv.Error as error:
             raise InputRefused(
                 f"{path}: line {reader.line_num} is not valid {'CSV' if delimiter == ',' else 'TSV'}: {error}"
             ) from None
 
 
-def _json_lines_sentences(path: Path, column: str, encoding: str) -> Iterator[tuple[int, str]]:
-    """``(line index, sentence)`` of a JSON Lines file: one object per non-blank line, the text under ``column``."""
+def _json_lines_sentences(path: Path, column: str, encoding: str) -> Iterator[tuple[int, str, Any]]:
+    """``(line index, sentence, label)`` of a JSON Lines file: one object per non-blank line, the text under
+    ``column``, the label under ``label`` (:data:`_NO_LABEL` where a line has none)."""
     for index, line in _lines(path, encoding):
         if not line.strip():
             continue
@@ -574,7 +602,11 @@ def _json_lines_sentences(path: Path, column: str, encoding: str) -> Iterator[tu
                 f"{path}: line {index + 1} has no {column!r} (its keys: {sorted(record)}): "
                 "name the text key with --params inference.rnn.text_column=<key>"
             )
-        yield index, _sentence(path, f"line {index + 1}", record[column])
+        label = record.get(LABEL_COLUMN, _NO_LABEL) if column != LABEL_COLUMN else _NO_LABEL
+        yield index, _sentence(path, f"line {index + 1}", record[column]), label
+
+
+_NO_LABEL = object()  # a record without a label (as opposed to one whose label is empty, which is refused)
 
 
 def _lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:

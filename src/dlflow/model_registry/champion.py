@@ -5,8 +5,10 @@ between resolving and loading), loads that version as a pyfunc model, records
 it on the active MLflow run as tags ``inference.<family>.model_name`` /
 ``model_version`` / ``model_run_id`` / ``model_uri``, and returns a
 :class:`LoadedModel`: what the version is (``info``), what it takes
-(``input_schema``) and ``predict``, which refuses bad input with a plain
-``ValueError``. Example catalog entry (``conf/base/catalog_inference.yml``)::
+(``input_schema``), ``predict``, which refuses bad input with a plain
+``ValueError``, and the reference profile it was registered with (``profile``:
+the artifact its tag ``monitoring.profile`` names, or None for a version
+registered before monitoring, ``profile_note`` saying so). Example catalog entry (``conf/base/catalog_inference.yml``)::
 
     cnn_champion:
       type: CachedDataset        # loaded once per run: every node scores with the same version
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from mlflow.models.signature import Schema
     from mlflow.pyfunc import PyFuncModel
 
+    from dlflow.monitoring.profile import ReferenceProfile
+
 logger = logging.getLogger(__name__)
 
 
@@ -55,13 +59,36 @@ class LoadedModel:
     family: str
     input_schema: Schema | None
     pyfunc: PyFuncModel = field(repr=False)
+    profile: ReferenceProfile | None = field(default=None, repr=False)
+    profile_note: str = ""
 
-    def predict(self, batch: Any) -> Any:
-        """The model's answers for ``batch``; ``ValueError`` with MLflow's message when it refuses the input."""
+    def predict(self, batch: Any, params: dict[str, Any] | None = None) -> Any:
+        """The model's answers for ``batch`` (``params``: its ``predict`` options, e.g. ``{"monitoring": True}``);
+        ``ValueError`` with MLflow's message when it refuses the input."""
         try:
-            return self.pyfunc.predict(batch)
+            return self.pyfunc.predict(batch, params=params) if params else self.pyfunc.predict(batch)
         except MlflowException as error:
             raise ValueError(error.message) from None
+
+
+PROFILE_TAG = "monitoring.profile"  # on a model version: the artifact URI of its reference profile
+
+
+def _reference_profile(version: ModelVersion) -> tuple[ReferenceProfile | None, str]:
+    """The profile version ``version`` was registered with, or None and why not."""
+    from dlflow.monitoring.profile import ReferenceProfile
+
+    where = version.tags.get(PROFILE_TAG)
+    if not where:
+        return None, (
+            f"version {version.version} of {version.name} was registered without a reference profile (before "
+            "monitoring): the batch is scored unmonitored; register a new version (kedro run --pipeline <family>) to monitor it"
+        )
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=where)
+        return ReferenceProfile.load(local), f"reference profile {where}"
+    except (MlflowException, OSError, ValueError) as error:
+        return None, f"the reference profile {where} of version {version.version} could not be read ({error}): scored unmonitored"
 
 
 def _resolve_version(client: MlflowClient, name: str, alias: str, family: str) -> ModelVersion:
@@ -105,7 +132,10 @@ class RegisteredModelDataset(AbstractDataset[None, LoadedModel]):
         logger.info("Scoring with %s = version %s (run %s)", info["model_uri"], version.version, version.run_id)
         if mlflow.active_run() is not None:
             mlflow.set_tags({f"inference.{self._family}.{key}": str(value) for key, value in info.items()})
-        return LoadedModel(info, self._family, pyfunc.metadata.get_input_schema(), pyfunc)
+        profile, note = _reference_profile(version)
+        if profile is None:
+            logger.warning("Monitoring: %s", note)
+        return LoadedModel(info, self._family, pyfunc.metadata.get_input_schema(), pyfunc, profile, note)
 
     def save(self, data: LoadedModel) -> None:
         raise DatasetError(

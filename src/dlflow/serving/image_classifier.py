@@ -152,11 +152,16 @@ class ImageClassifierModel(mlflow.pyfunc.PythonModel):
     def pixels(self, model_input) -> np.ndarray:
         """``model_input`` as float32 ``(N, channels, height, width)`` normalised images, or an
         ``MlflowException`` naming the row and saying why not."""
+        return self.normalised(self.images(model_input))
+
+    def images(self, model_input) -> np.ndarray:
+        """``model_input`` as float64 ``(N, height, width, channels)`` pixel values 0-255 (encoded files decoded),
+        or an ``MlflowException`` naming the row and saying why not."""
         encoded = _encoded_images(model_input)
-        if encoded is not None:
-            images = self.decode(encoded)
-        else:
-            images = self._pixel_array(model_input)
+        return self.decode(encoded) if encoded is not None else self._pixel_array(model_input)
+
+    def normalised(self, images: np.ndarray) -> np.ndarray:
+        """``(N, height, width, channels)`` pixel values 0-255 as the network's float32 ``(N, channels, height, width)``."""
         height, width, channels = self.image_shape
         if channels == 1:  # as it always was: scalar statistics, float64, then float32
             mean, std = _statistics(self.config["mean"], 1), _statistics(self.config["std"], 1)
@@ -211,18 +216,36 @@ class ImageClassifierModel(mlflow.pyfunc.PythonModel):
         return pixels
 
     def probabilities(self, model_input) -> np.ndarray:
-        images = torch.from_numpy(self.pixels(model_input))
-        batches = []
+        return self._answers(self.pixels(model_input), features=False)[0]
+
+    def _answers(self, pixels: np.ndarray, features: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class probabilities of normalised ``pixels`` and, with ``features``, the network's penultimate
+        features (of the image itself, not its mirror image), float32 ``(N, D)``."""
+        from dlflow.models.features import logits_and_features
+
+        images = torch.from_numpy(pixels)
+        batches, kept = [], []
         with torch.inference_mode():
             for batch in images.split(self.config["batch_size"]):
-                probabilities = torch.softmax(self.network(batch), dim=1)
+                if features:
+                    logits, penultimate = logits_and_features(self.network, batch)
+                    kept.append(penultimate)
+                else:
+                    logits = self.network(batch)
+                probabilities = torch.softmax(logits, dim=1)
                 if self.config["flip_test_time"]:
                     probabilities = (probabilities + torch.softmax(self.network(batch.flip(-1)), dim=1)) / 2
                 batches.append(probabilities)
-        return torch.cat(batches).numpy() if batches else np.empty((0, len(self.class_names)), np.float32)
+        if not batches:
+            return np.empty((0, len(self.class_names)), np.float32), np.empty((0, 0), np.float32) if features else None
+        return torch.cat(batches).numpy(), torch.cat(kept).numpy() if features else None
 
     def predict(self, context, model_input: np.ndarray, params=None) -> pd.DataFrame:  # any input form: see the module
-        probabilities = self.probabilities(model_input)
+        """The answers table; with ``params={"monitoring": True}`` also the input signals (``input_<name>``,
+        ``dlflow.monitoring.signals.IMAGE_SIGNALS``) and penultimate features (``feature_<i>``) of every image."""
+        images = self.images(model_input)
+        monitoring = bool((params or {}).get("monitoring", False))
+        probabilities, features = self._answers(self.normalised(images), features=monitoring)
         best = probabilities.argmax(axis=1)
         output = pd.DataFrame(
             {
@@ -233,6 +256,11 @@ class ImageClassifierModel(mlflow.pyfunc.PythonModel):
         )
         for index, name in enumerate(self.class_names):
             output[f"p_{name}"] = probabilities[:, index].astype(np.float64)
+        if monitoring:
+            from dlflow.monitoring.observations import monitoring_columns
+            from dlflow.monitoring.signals import IMAGE_SIGNALS, image_signals
+
+            output = pd.concat([output, monitoring_columns(IMAGE_SIGNALS, image_signals(images), features)], axis=1)
         return output
 
 

@@ -51,6 +51,7 @@ def image_classifier_package(
         "input_example": pd.DataFrame({IMAGE_COLUMN: [png_base64(image) for image in table_images(test_split.head(4))]}),
         "test_data_digest": table_digest(test_split),
         "enforce_input_schema": False,  # the model checks both input forms itself (strings would be refused before it)
+        "predict_params": {"monitoring": False},  # True: input signals and features too (dlflow.monitoring)
     }
 
 
@@ -83,5 +84,6 @@ def sentence_classifier_package(
     return {
         "model": servable,
         "input_example": pd.DataFrame({"sentence": sentences["sentence"].head(3).tolist()}),
+        "predict_params": {"monitoring": False},  # True: input signals and features too (dlflow.monitoring)
         "test_data_digest": table_digest(evaluated[["sentence", "label", "fold"]].reset_index(drop=True)),
     }

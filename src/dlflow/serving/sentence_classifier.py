@@ -104,14 +104,30 @@ class SentenceClassifierModel(mlflow.pyfunc.PythonModel):
         return torch.softmax(logits, dim=1).numpy()
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # a DataFrame: no schema inferred
-        probabilities = self.probabilities(self.sentences(model_input))
+        """The answers table; with ``params={"monitoring": True}`` also the input signals (``input_length``,
+        ``input_oov_rate``) and penultimate features (``feature_<i>``) of every sentence."""
+        sentences = self.sentences(model_input)
+        monitoring = bool((params or {}).get("monitoring", False))
+        if monitoring:
+            from dlflow.models.features import logits_and_features
+            from dlflow.monitoring.observations import monitoring_columns
+            from dlflow.monitoring.signals import TEXT_SIGNALS, sentence_signals
+            from dlflow.text.vocabulary import UNK_ID
+
+            ids, lengths = encode_sentences(sentences, self.vocabulary, self.max_length)
+            with torch.inference_mode():
+                logits, features = logits_and_features(self.network, torch.from_numpy(ids), torch.from_numpy(lengths))
+            probabilities = torch.softmax(logits, dim=1).numpy()
+            extra = monitoring_columns(TEXT_SIGNALS, sentence_signals(ids, lengths, UNK_ID), features.numpy())
+        else:
+            probabilities, extra = self.probabilities(sentences), None
         best = probabilities.argmax(axis=1)
         output = pd.DataFrame(
             {"label": [self.class_names[i] for i in best], "probability": probabilities.max(axis=1).astype(np.float64)}
         )
         for index, name in enumerate(self.class_names):
             output[f"p_{name}"] = probabilities[:, index].astype(np.float64)
-        return output
+        return output if extra is None else pd.concat([output, extra], axis=1)
 
 
 def _bad_input(message: str) -> MlflowException:

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from dlflow.pipelines import evaluation, ingestion, registration
+from dlflow.pipelines import evaluation, ingestion, monitoring, registration
 
 from .nodes import (
     compute_normalisation,
@@ -67,5 +67,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         ingestion.create_pipeline()
         + create_training_pipeline()
         + evaluation.create_pipeline("cnn", "cnn_test_predictions", "image_class_names", "cnn_training_history")
-        + registration.create_pipeline("cnn", "cnn_package", "cnn.scores", predictions="cnn_test_predictions")
+        + monitoring.create_profile_pipeline("cnn")
+        + registration.create_pipeline(
+            "cnn", "cnn_package", "cnn.scores", predictions="cnn_test_predictions", profile="cnn_reference_profile"
+        )
     )

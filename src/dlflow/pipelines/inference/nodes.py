@@ -9,10 +9,20 @@ timings count it as saving.) ::
 
     for chunk in <input>.chunks(chunk_size):         # read: the catalog's input dataset, size-bounded
         records = check_chunk(chunk, champion)         # check: the model's signature; a refusal names the file
-        answers = score_chunk(chunk, records, champion, batch_size)  # score: the model's own predict, in batches
-        # monitor: the per-chunk step of monitoring (drift, live quality) goes here, seeing the
-        #          chunk, the records the model took and its answers, before they are written
+        answers = score_chunk(chunk, records, champion, batch_size, monitored)  # score: the model's own predict
+        answers = observe_chunk(chunk, answers, champion, observations)  # monitor: what the model saw and said
         yield output_table(chunk, answers, ...)        # write: one table per chunk
+
+Monitoring: when the champion was registered with a reference profile, the
+model is asked with ``params={"monitoring": True}`` and also returns each
+record's input signals and penultimate features; ``observe_chunk`` takes them
+out of the answers into ``<family>_batch_observations``
+(``dlflow.monitoring.observations.BatchObservations``: a bounded uniform sample,
+the predicted-class counts and, when the input carries a ``label`` column, the
+confusion matrix of live quality). That object is the node's second output;
+it is complete once the predictions are written, and the monitoring pipeline's
+``judge_<family>_batch`` node turns it into the decision
+(``dlflow.pipelines.monitoring``).
 
 Every refusal (``dlflow.io.inference_inputs.InputRefused``) names the input
 file, and the row, line or file where it can tell; the output is written to a
@@ -38,47 +48,104 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dlflow.io.inference_inputs import ChunkedInput, InputChunk, InputRefused
+from dlflow.config import MonitoringParams
+from dlflow.io.inference_inputs import LABEL_COLUMN, ChunkedInput, InputChunk, InputRefused
+from dlflow.monitoring.observations import BatchObservations, split_answers
 
 logger = logging.getLogger(__name__)
 
 MODEL_COLUMNS = ("model_name", "model_version", "model_run_id")
 
 
-def score_images(images: ChunkedInput, champion: Any, params: dict[str, Any]) -> Iterator[pd.DataFrame]:
+def score_images(
+    images: ChunkedInput, champion: Any, params: dict[str, Any], monitoring: dict[str, Any]
+) -> tuple[Iterator[pd.DataFrame], BatchObservations]:
     """The champion's answers for ``images``, one table per chunk: ``path`` (a folder's files) or ``row``, then
-    ``prediction`` (class index), ``label_name``, ``probability``, ``p_<class>`` for every class and the model columns.
+    ``prediction`` (class index), ``label_name``, ``probability``, ``p_<class>`` for every class and the model
+    columns; and the batch's observations for monitoring, filled as the answers are written.
 
     ``params``: ``inference.cnn`` (``model_name``/``alias``, which the catalog's model must be,
-    ``chunk_size``, ``batch_size``). Lazy: nothing is read before the output dataset asks.
+    ``chunk_size``, ``batch_size``); ``monitoring``: ``params:monitoring``. Lazy: nothing is read
+    before the output dataset asks.
     """
     _check_selection(champion, params["model_name"], params["alias"])
-    return _scored(images, images.chunks(params["chunk_size"]), champion, params["batch_size"])
+    observations = _observations(champion, monitoring)
+    return _scored(images, images.chunks(params["chunk_size"]), champion, params["batch_size"], observations), observations
 
 
-def score_sentences(sentences: ChunkedInput, champion: Any, params: dict[str, Any]) -> Iterator[pd.DataFrame]:
+def score_sentences(
+    sentences: ChunkedInput, champion: Any, params: dict[str, Any], monitoring: dict[str, Any]
+) -> tuple[Iterator[pd.DataFrame], BatchObservations]:
     """The champion's answers for ``sentences``, one table per chunk: ``row``, ``sentence``, ``label`` (class
-    name), ``probability``, ``p_<class>`` for every class and the model columns.
+    name), ``probability``, ``p_<class>`` for every class and the model columns; and the batch's observations.
 
     ``params``: ``inference.rnn`` (as for images, plus ``text_column`` and ``encoding`` of the input).
     """
     _check_selection(champion, params["model_name"], params["alias"])
+    observations = _observations(champion, monitoring)
     chunks = sentences.chunks(params["chunk_size"], text_column=params["text_column"], encoding=params["encoding"])
-    return _scored(sentences, chunks, champion, params["batch_size"], echo="sentence")
+    return _scored(sentences, chunks, champion, params["batch_size"], observations, echo="sentence"), observations
+
+
+def _observations(champion: Any, monitoring: dict[str, Any]) -> BatchObservations:
+    """What this run will observe: nothing to compare (``monitored`` False) when monitoring is off or the
+    champion has no reference profile, else a bounded sample (``monitoring.batch_sample``)."""
+    params = MonitoringParams.model_validate(monitoring)
+    profile = getattr(champion, "profile", None)
+    classes = len(profile.class_names) if profile is not None else 0
+    observations = BatchObservations(num_classes=classes, keep=params.batch_sample, seed=params.profile.seed)
+    observations.monitored = params.enabled and profile is not None
+    return observations
 
 
 def _scored(
-    source: ChunkedInput, chunks: Iterator[InputChunk], champion: Any, batch_size: int, echo: str | None = None
+    source: ChunkedInput,
+    chunks: Iterator[InputChunk],
+    champion: Any,
+    batch_size: int,
+    observations: BatchObservations,
+    echo: str | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """read → check → score → (monitor) → write, one chunk at a time; ``echo``: an input column the output repeats."""
+    """read → check → score → monitor → write, one chunk at a time; ``echo``: an input column the output repeats."""
     progress = _Progress(source)
     for chunk in chunks:  # read
         records = check_chunk(chunk, champion)  # check
-        answers = score_chunk(chunk, records, champion, batch_size)  # score
-        # monitor: the per-chunk step of monitoring goes here (see the module's docstring)
+        answers = score_chunk(chunk, records, champion, batch_size, observations.monitored)  # score
+        answers = observe_chunk(chunk, answers, champion, observations)  # monitor
         yield output_table(chunk, answers, champion.info, echo)  # write
         progress.update(len(chunk))
+    observations.finished = True
     progress.done()
+
+
+def observe_chunk(chunk: InputChunk, answers: pd.DataFrame, champion: Any, observations: BatchObservations) -> pd.DataFrame:
+    """``answers`` without their monitoring columns, which (with the chunk's labels, if any) go to ``observations``."""
+    if not observations.monitored:
+        observations.records += len(chunk)
+        return answers
+    class_names = champion.profile.class_names
+    answers, observed = split_answers(answers, class_names)
+    labels = None if chunk.labels is None else class_indices(chunk, class_names)
+    observations.observe(observed, labels)
+    return answers
+
+
+def class_indices(chunk: InputChunk, class_names: list[str]) -> np.ndarray:
+    """The chunk's labels as class indices: class names, or indices 0..C-1; a refusal names the row."""
+    index = {name: i for i, name in enumerate(class_names)}
+    found = np.empty(len(chunk.labels), np.int64)
+    for position, value in enumerate(chunk.labels):
+        key = str(value).strip() if not isinstance(value, (int, np.integer)) else value
+        if isinstance(key, str) and key in index:
+            found[position] = index[key]
+        elif str(key).lstrip("-").isdigit() and 0 <= int(key) < len(class_names):
+            found[position] = int(key)
+        else:
+            raise InputRefused(
+                f"{chunk.where(position, position + 1)}: the {LABEL_COLUMN!r} {value!r} is not one of the model's "
+                f"classes {class_names} (names, or indices 0-{len(class_names) - 1}): correct it, or drop the column"
+            )
+    return found
 
 
 class _Progress:
@@ -168,14 +235,16 @@ def _check_columns(chunk: InputChunk, schema: Any, model: str) -> pd.DataFrame:
     return table.astype(strings).reset_index(drop=True)
 
 
-def score_chunk(chunk: InputChunk, records: Any, champion: Any, batch_size: int) -> pd.DataFrame:
-    """``champion``'s answers for ``records`` (one row each), in batches; a refused batch is named by file and rows."""
+def score_chunk(chunk: InputChunk, records: Any, champion: Any, batch_size: int, monitored: bool = False) -> pd.DataFrame:
+    """``champion``'s answers for ``records`` (one row each), in batches; a refused batch is named by file and rows.
+    ``monitored``: the model also returns its monitoring columns (input signals, features)."""
     answers = []
+    params = {"monitoring": True} if monitored else None
     for start in range(0, len(chunk), batch_size):
         stop = min(start + batch_size, len(chunk))
         batch = records.iloc[start:stop] if isinstance(records, pd.DataFrame) else records[start:stop]
         try:
-            answers.append(champion.predict(batch))
+            answers.append(champion.predict(batch, params))
         except ValueError as error:
             raise InputRefused(
                 f"{chunk.where(start, stop)}: {_model(champion)} refused them (rows numbered from 0 within them): {error}"

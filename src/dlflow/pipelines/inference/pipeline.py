@@ -10,21 +10,24 @@ each (``nodes.py`` says where the per-chunk steps are).
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from dlflow.pipelines import monitoring
+
 from .nodes import score_images, score_sentences
 
 
 def _inference_pipeline(family: str, score) -> Pipeline:
-    """``<family>_inference_input`` scored by ``<family>_champion`` (the catalog loads both) into the predictions."""
+    """``<family>_inference_input`` scored by ``<family>_champion`` (the catalog loads both) into the predictions,
+    and what monitoring observed meanwhile judged against the champion's reference profile."""
     return pipeline(
         [
             node(
                 score,
-                [f"{family}_inference_input", f"{family}_champion", f"params:inference.{family}"],
-                f"{family}_inference_predictions",
+                [f"{family}_inference_input", f"{family}_champion", f"params:inference.{family}", "params:monitoring"],
+                [f"{family}_inference_predictions", f"{family}_batch_observations"],
                 name=score.__name__,
             )
         ]
-    )
+    ) + monitoring.create_judge_pipeline(family)
 
 
 def create_cnn_pipeline(**kwargs) -> Pipeline:

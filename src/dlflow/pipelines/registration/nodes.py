@@ -59,9 +59,16 @@ def summarise_candidate(
 
 
 def register_model(
-    package: dict[str, Any], candidate: dict[str, Any], params: dict[str, Any], *, family: str, learning_curves: bool = True
+    package: dict[str, Any],
+    candidate: dict[str, Any],
+    params: dict[str, Any],
+    profile: Any = None,
+    *,
+    family: str,
+    learning_curves: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Log ``package['model']`` to the active run; register it through the gate unless ``params`` says not to.
+    """Log ``package['model']`` (and its reference ``profile`` for monitoring, if the family has one) to the active
+    run; register it through the gate unless ``params`` says not to, the version tagged with its profile.
 
     Under the registration lock: judge ``candidate`` against the champion, create
     the version with its decision as tags, move ``champion``/``challenger``. Then
@@ -72,8 +79,10 @@ def register_model(
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from dlflow.model_registry.champion import PROFILE_TAG
     from dlflow.model_registry.evidence import comparison
     from dlflow.model_registry.model import describe, log_model, model_description, provenance_tags, version_description
+    from dlflow.model_registry.profiles import log_reference_profile
     from dlflow.model_registry.promotion import GateInput
     from dlflow.model_registry.store import TAG_REPORT, register_and_gate
 
@@ -84,6 +93,7 @@ def register_model(
     run = client.get_run(mlflow.active_run().info.run_id)  # as it is now: the hooks' tags (git commit) included
     run_id = run.info.run_id
     record = {"model_uri": log_model(package).model_uri, "run_id": run_id, candidate["metric"]: candidate["value"]}
+    profile_uri = log_reference_profile(profile, run_id, family) if profile is not None else None
     if not registration.enabled:
         return record, {"candidate_history": None, "champion": None, "champion_error": None}
 
@@ -97,6 +107,8 @@ def register_model(
     )  # fmt: skip
     report = mlflow.get_artifact_uri(REPORT_ARTIFACT.format(family=family))
     client.set_model_version_tag(name, version, TAG_REPORT, report)
+    if profile_uri is not None:
+        client.set_model_version_tag(name, version, PROFILE_TAG, profile_uri)
     client.update_model_version(
         name, version,
         description=version_description(

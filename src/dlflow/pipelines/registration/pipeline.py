@@ -19,6 +19,7 @@ def create_pipeline(
     metrics: str | None = None,
     predictions: str | None = None,
     learning_curves: bool = True,
+    profile: str | None = None,
 ) -> Pipeline:
     """Register ``package`` (servable model + example + test digest) judged by ``scores``.
 
@@ -26,6 +27,7 @@ def create_pipeline(
     ``predictions`` the test predictions behind its confusion matrix (classifiers only).
     ``learning_curves``: whether the run's ``train_loss``/``val_loss``/... histories are
     this family's (False for Word2Vec, which in the ``nlp`` run shares its run with the RNN).
+    ``profile``: the reference profile registered with the model for monitoring (classifiers).
     The promotion rules are the shared ``params:promotion``, resolved for ``namespace``.
     """
     summary_inputs = {"package": "package", "scores": "scores", "evaluation": "metrics", "promotion": "params:promotion"}
@@ -36,7 +38,7 @@ def create_pipeline(
             node(bound(summarise_candidate, family=namespace), summary_inputs, "candidate", name="summarise_candidate"),
             node(
                 bound(register_model, family=namespace, learning_curves=learning_curves),
-                ["package", "candidate", "params:registration"],
+                ["package", "candidate", "params:registration", *(["profile"] if profile is not None else [])],
                 ["registration", "comparison"],
                 name="register_model",
             ),
@@ -52,6 +54,7 @@ def create_pipeline(
         template,
         namespace=namespace,
         inputs={"package": package, "scores": scores, "metrics": metrics or f"{namespace}.metrics"}
-        | ({"predictions": predictions} if predictions is not None else {}),
+        | ({"predictions": predictions} if predictions is not None else {})
+        | ({"profile": profile} if profile is not None else {}),
         parameters={"params:registration": f"params:{namespace}.registration", "params:promotion": "params:promotion"},
     )

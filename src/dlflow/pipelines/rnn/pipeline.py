@@ -3,7 +3,7 @@ Naive Bayes baseline, evaluated per class and registered under the data set's na
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from dlflow.pipelines import evaluation, registration, text, word2vec
+from dlflow.pipelines import evaluation, monitoring, registration, text, word2vec
 
 from .nodes import (
     build_embedding_matrix,
@@ -82,5 +82,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         + word2vec.create_training_pipeline()
         + create_classifier_pipeline()
         + evaluation.create_pipeline("rnn", "rnn_test_predictions", "text_class_names", "rnn_training_history")
-        + registration.create_pipeline("rnn", "rnn_package", "rnn.scores", predictions="rnn_test_predictions")
+        + monitoring.create_profile_pipeline("rnn")
+        + registration.create_pipeline(
+            "rnn", "rnn_package", "rnn.scores", predictions="rnn_test_predictions", profile="rnn_reference_profile"
+        )
     )

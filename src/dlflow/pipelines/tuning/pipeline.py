@@ -7,7 +7,7 @@ the report of the study so far, without touching the test set.
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from dlflow.pipelines import evaluation, ingestion, registration, text, word2vec
+from dlflow.pipelines import evaluation, ingestion, monitoring, registration, text, word2vec
 from dlflow.pipelines.cnn.pipeline import create_training_pipeline as create_cnn_pipeline
 from dlflow.pipelines.rnn.pipeline import create_classifier_pipeline as create_rnn_classifier_pipeline
 from dlflow.pipelines.wiring import bound
@@ -98,12 +98,14 @@ def _best_to_test(family: str) -> Pipeline:
     return (
         pipeline([best, *nodes])
         + evaluation.create_pipeline(family, f"{family}_tuned_test_predictions", class_names, f"{family}_tuned_training_history")
+        + monitoring.create_profile_pipeline(family, stage="tuned_")
         + registration.create_pipeline(
             family,
             f"{family}_tuned_package",
             f"{family}.scores",
             predictions=f"{family}_tuned_test_predictions",
             learning_curves=False,
+            profile=f"{family}_tuned_reference_profile",
         )
     )
 
