@@ -199,7 +199,11 @@ def test_drift_report_renders_in_chromium(gated_registry: Path, data_mirror: Pat
     assert view.page.locator(".verdict.drift").inner_text().startswith("Drift detected.")
     assert view.page.locator("tr.alert").count() >= 1  # the checks that fired, highlighted
     images = view.page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
-    assert [alt for alt, _, _ in images] == ["Predicted classes: share of records", "Confidence (top class probability)", "Input signals"]
+    assert [alt for alt, _, _ in images] == [
+        "Predicted classes: share of records",
+        "Confidence (top class probability)",
+        "Input signals",
+    ]
     assert all(complete and width > 300 for _, complete, width in images), images
     assert not view.console_errors and not view.page_errors and not view.failed
     pixels = view.screenshot(screenshots / "drift_report.png", full_page=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dlflow.monitoring.observations import Observations
-from dlflow.monitoring.profile import ReferenceProfile, expected_calibration_error, profile_rows, held_out_quality
+from dlflow.monitoring.profile import ReferenceProfile, expected_calibration_error, held_out_quality, profile_rows
 
 
 def _profile() -> ReferenceProfile:
@@ -16,14 +16,21 @@ def _profile() -> ReferenceProfile:
     probabilities = rng.dirichlet(np.ones(3), size=40)
     observed = Observations(("length", "oov_rate"), rng.random((40, 2)), probabilities, rng.random((40, 5)).astype(np.float32))
     quality = held_out_quality(rng.integers(0, 3, 40), probabilities, ["a", "b", "c"])
-    return ReferenceProfile("rnn", ["a", "b", "c"], observed, rng.integers(0, 3, 40), np.arange(0, 80, 2), quality, {"test_fold": 0})
+    return ReferenceProfile(
+        "rnn", ["a", "b", "c"], observed, rng.integers(0, 3, 40), np.arange(0, 80, 2), quality, {"test_fold": 0}
+    )
 
 
 def test_a_profile_reads_back_as_it_was_saved(tmp_path: Path) -> None:
     profile = _profile()
     profile.save(tmp_path / "profile.npz")
     back = ReferenceProfile.load(tmp_path / "profile.npz")
-    assert (back.family, back.class_names, back.test, back.about) == (profile.family, profile.class_names, profile.test, profile.about)
+    assert (back.family, back.class_names, back.test, back.about) == (
+        profile.family,
+        profile.class_names,
+        profile.test,
+        profile.about,
+    )
     assert back.observations.input_names == profile.observations.input_names
     for name in ("inputs", "probabilities", "features"):
         np.testing.assert_array_equal(getattr(back.observations, name), getattr(profile.observations, name))

@@ -18,7 +18,7 @@ import pandas as pd
 
 from dlflow.config import MonitoringParams
 from dlflow.monitoring.observations import BatchObservations, split_answers
-from dlflow.monitoring.profile import ReferenceProfile, profile_rows, held_out_quality
+from dlflow.monitoring.profile import ReferenceProfile, held_out_quality, profile_rows
 from dlflow.sources.image_table import table_images
 from dlflow.tracking.records import mlflow_metrics
 
