@@ -14,6 +14,7 @@ from dlflow.tracking.hooks import (
     RunContextHook,
     RunDescriptionHook,
     RunIdentityHook,
+    RunSummaryHook,
     SecondaryRankOutputsHook,
     TimingHook,
     TrackingStoreHook,
@@ -43,6 +44,7 @@ HOOKS = (
     LineageHook(),
     TimingHook(),
     TrackingOutageHook(),
+    RunSummaryHook(),
 )
 
 # kedro-viz records a run's events only under Kedro's plain SequentialRunner (it matches the runner's repr), and

@@ -24,12 +24,14 @@ from dlflow.model_registry.champion import PROFILE_TAG, RegisteredModelDataset
 from dlflow.sources.idx import read_idx, write_idx
 from dlflow.sources.text import read_corpus
 from tests.conftest import run_pipeline
+from tests.pipelines import test_inference
 from tests.pipelines.test_inference import (
     CNN_MODEL,
     RNN_MODEL,
     latest_run,
 )
-from tests.pipelines.test_inference import registered_project as _registered_project  # noqa: F401 (the fixture, by its name)
+
+registered_project = test_inference.registered_project  # the session's registered test project (a fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -105,14 +107,21 @@ def test_kedro_run_exits_3_on_an_alert_and_0_on_a_batch_too_small_to_judge(regis
     write_idx(_images(data_mirror, 7000, 50), registered_project / "few.gz", gzip=True)
     env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true"}
     command = [sys.executable, "-m", "kedro", "run", "--pipeline", "inference_cnn", "--env", "test", "--params"]
-    alert = subprocess.run(
-        [*command, f"images_path={registered_project / 'negative.gz'}"], env=env, capture_output=True, text=True
-    )
-    assert alert.returncode == 3, alert.stderr[-3000:]
-    assert "DRIFT DETECTED" in alert.stdout + alert.stderr
-    few = subprocess.run([*command, f"images_path={registered_project / 'few.gz'}"], env=env, capture_output=True, text=True)
-    assert few.returncode == 0, few.stderr[-3000:]
-    assert "batch of 50 records < min_batch_size 200: not judged" in few.stdout + few.stderr
+
+    def kedro_run(images: str) -> subprocess.CompletedProcess:  # stdout and stderr in the order they were written
+        return subprocess.run(
+            [*command, f"images_path={images}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    alert = kedro_run(str(registered_project / "negative.gz"))
+    assert alert.returncode == 3, alert.stdout[-3000:]
+    assert "DRIFT DETECTED" in alert.stdout
+    last = [line for line in alert.stdout.splitlines() if line.strip()][-1]  # the log ends with the run's summary
+    assert "Run finished: inference_cnn | batch_records 300, drift_detected 1, drift_score" in last, alert.stdout[-2000:]
+    assert f"scored with {CNN_MODEL} v" in last and "| MLflow: http://127.0.0.1:5000/#/experiments/" in last, last
+    few = kedro_run(str(registered_project / "few.gz"))
+    assert few.returncode == 0, few.stdout[-3000:]
+    assert "batch of 50 records < min_batch_size 200: not judged" in few.stdout
     run = latest_run("inference_cnn")
     assert run.data.metrics["drift_judged"] == 0 and run.data.metrics["drift_detected"] == 0
 

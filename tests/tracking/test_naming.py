@@ -84,3 +84,21 @@ def test_descriptions_say_what_ran_on_which_data_and_then_the_result(project_con
 def test_a_bad_experiments_file_is_named() -> None:
     with pytest.raises(ValueError, match=r"experiments\.yml is invalid: experiment: Extra inputs"):
         load_config({"experiment": {"cnn": "x"}})
+
+
+def test_a_run_ends_with_one_line_saying_how_it_ended() -> None:
+    from dlflow.tracking.naming import run_url, summary_line
+
+    config = load_config({"headline_metrics": {"cnn": ["test_accuracy", "test_macro_f1"]}})
+    tags = {"registered_model": "dlflow-cnn-fashion_mnist", "registered_version": "3", "gate_decision": "promoted"}
+    url = run_url("http://mlflow.internal:5000/", "7", "abc123")
+    line = summary_line(["cnn"], config, {"test_accuracy": 0.92771, "train_loss": 0.3}, tags, url)
+    assert line == (
+        "Run finished: cnn | test_accuracy 0.9277 | registered dlflow-cnn-fashion_mnist v3 (promoted) "
+        "| MLflow: http://mlflow.internal:5000/#/experiments/7/runs/abc123"
+    )
+    local = run_url("sqlite:////data/mlruns/mlflow.db", "1", "r")
+    assert (
+        local.startswith("http://127.0.0.1:5000/#/experiments/1/runs/r")
+        and "mlflow ui --backend-store-uri sqlite:////data" in local
+    )

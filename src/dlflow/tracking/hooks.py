@@ -212,6 +212,45 @@ class RunDescriptionHook:
         mlflow.set_tags(tags)
 
 
+class RunSummaryHook:
+    """Every run ends its log with one line: the headline metrics, the registered version and the gate's
+    decision (or the model a batch was scored with), and the run's URL in the MLflow UI
+    (``dlflow.tracking.naming.summary_line``). Read after kedro-mlflow has ended the run, so the line
+    holds what the run logged last."""
+
+    def __init__(self) -> None:
+        self._context, self._run = None, None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._context = context
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:  # after kedro-mlflow has started the run
+        import mlflow
+
+        run = mlflow.active_run()
+        self._run = None if run is None else (run.info.run_id, run.info.experiment_id, mlflow.get_tracking_uri())
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        import mlflow
+
+        from dlflow.tracking.naming import CONFIG_KEY, load_config, run_url, summary_line
+
+        if self._run is None or self._context is None:
+            return
+        run_id, experiment_id, uri = self._run
+        try:
+            run = mlflow.tracking.MlflowClient(uri).get_run(run_id)
+        except mlflow.exceptions.MlflowException as error:  # the store went away at the very end: say so, do not fail
+            logger.warning("Run finished; its MLflow run %s could not be read back (%s)", run_id, error)
+            return
+        pipelines = run_params.get("pipeline_names") or run_params.get("pipeline_name")
+        identity = load_config(_optional_config(self._context, CONFIG_KEY))
+        logger.info(summary_line(pipelines, identity, run.data.metrics, run.data.tags, run_url(uri, experiment_id, run_id)))
+
+
 class RunContextHook:
     """Hands the nodes their run's context as the catalog entry ``run_context`` (``dlflow.tracking.context``):
     the MLflow run kedro-mlflow started, the tracking URI and the project's folder, so that no node

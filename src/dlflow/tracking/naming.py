@@ -258,3 +258,36 @@ def result_summary(
     if tags.get(REUSE_NOTE_TAG):
         lines.append(tags[REUSE_NOTE_TAG])
     return "\n\n".join(lines)
+
+
+def summary_line(
+    pipeline_names: Sequence[str] | str | None,
+    config: RunIdentityConfig,
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str],
+    run_url: str,
+) -> str:
+    """The one line a run ends its log with: what ran, its headline metrics, its registered version and the
+    gate's decision (or the model it scored with), and where to look in the MLflow UI."""
+    names = ", ".join(_pipelines(pipeline_names)) or "__default__"
+    parts = [f"Run finished: {names}"]
+    wanted = [metric for name in _pipelines(pipeline_names) for metric in config.headline_metrics.get(name, [])]
+    found = [f"{metric} {metrics[metric]:.4g}" for metric in dict.fromkeys(wanted) if metric in metrics]
+    if found:
+        parts.append(", ".join(found))
+    if tags.get("registered_model"):
+        parts.append(
+            f"registered {tags['registered_model']} v{tags.get('registered_version', '?')} ({tags.get('gate_decision', '?')})"
+        )
+    for family in ("cnn", "rnn"):
+        if tags.get(f"inference.{family}.model_version"):
+            parts.append(f"scored with {tags.get(f'inference.{family}.model_name')} v{tags[f'inference.{family}.model_version']}")
+    return " | ".join(parts) + f" | MLflow: {run_url}"
+
+
+def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI: on the tracking server, or (an embedded store) where ``mlflow ui`` serves it."""
+    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"{tracking_uri.rstrip('/')}/{page}"
+    return f"http://127.0.0.1:5000/{page} (start the UI: mlflow ui --backend-store-uri {tracking_uri})"
