@@ -212,3 +212,26 @@ def run_pipeline(
         target[leaf] = value
     with KedroSession.create(project_path=project or Path.cwd(), env=env, runtime_params=runtime_params) as session:
         session.run(pipeline_names=[name], tags=tags, runner=SkipUnchangedRunner())
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's package, installed by .ci/test) under Playwright, for the module's tests."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import CHROMIUM
+
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"No Chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium), as .ci/test does")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where a browser test saves its screenshots: ``$DLFLOW_SCREENSHOTS``, else the test's temporary folder."""
+    folder = Path(os.environ.get("DLFLOW_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -10,10 +10,7 @@ from there).
 
 from __future__ import annotations
 
-import io
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,15 +19,14 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from matplotlib import image as mpimg
 from mlflow.tracking import MlflowClient
 
+from tests.browser import Page
 from tests.pipelines.test_inference import CNN_MODEL, SMALLER, _build_registered_project, _use_project, run_pipeline
 from tests.test_serving import _free_port, _stop, _wait_until_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-CHROMIUM = os.environ.get("DLFLOW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 UI_STARTUP_SECONDS = 120
 PAGE_SECONDS = 60
 
@@ -45,51 +41,6 @@ def gated_registry(tmp_path_factory, data_mirror: Path) -> Iterator[Path]:
         if "challenger" not in client.get_registered_model(CNN_MODEL).aliases:
             run_pipeline("cnn", **SMALLER, **{"cnn.training.lr": 1e-6})
         yield root
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"No Chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium), as .ci/run does")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def screenshots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("DLFLOW_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-class Page:
-    """A browser page that records what went wrong while it was open."""
-
-    def __init__(self, browser, width: int = 1400, height: int = 900, page=None) -> None:
-        self.page = page or browser.new_page(viewport={"width": width, "height": height})
-        self.console_errors: list[str] = []
-        self.page_errors: list[str] = []
-        self.failed: list[str] = []
-        self.page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda error: self.page_errors.append(str(error)))
-        self.page.on("requestfailed", lambda request: self.failed.append(request.url))
-
-    @classmethod
-    def wrap(cls, page) -> Page:
-        """A page the browser opened itself (a new tab)."""
-        return cls(None, page=page)
-
-    def screenshot(self, path: Path, full_page: bool = False) -> np.ndarray:
-        """Save a PNG at ``path``; its pixels, checked not to be a blank page."""
-        png = self.page.screenshot(path=str(path), full_page=full_page)
-        pixels = mpimg.imread(io.BytesIO(png), format="png")
-        assert pixels.shape[0] >= 300 and pixels.shape[1] >= 800, pixels.shape
-        assert pixels[..., :3].std() > 0.05, f"{path.name} looks blank"
-        return pixels
 
 
 def test_promotion_report_renders_in_chromium(gated_registry: Path, browser, screenshots: Path) -> None:

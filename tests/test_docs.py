@@ -12,7 +12,6 @@ to ``$DLFLOW_SCREENSHOTS``.
 from __future__ import annotations
 
 import functools
-import io
 import json
 import os
 import re
@@ -25,14 +24,13 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-import numpy as np
 import pytest
-from matplotlib import image as mpimg
+
+from tests.browser import Page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("DLFLOW_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 BUILD_SECONDS = 120
 
 
@@ -69,62 +67,6 @@ def served(site: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"No Chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium), as .ci/test does")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def screenshots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("DLFLOW_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-class Page:
-    """A browser page that records what went wrong while it was open."""
-
-    def __init__(self, browser, width: int = 1400, height: int = 900) -> None:
-        self.page = browser.new_page(viewport={"width": width, "height": height})
-        self.console_errors: list[str] = []
-        self.page_errors: list[str] = []
-        self.failed: list[str] = []
-        self.page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda error: self.page_errors.append(str(error)))
-        self.page.on("requestfailed", lambda request: self.failed.append(request.url))
-
-    def open(self, url: str) -> None:
-        response = self.page.goto(url)
-        assert response is not None and response.status == 200, f"{url}: {response.status if response else 'no response'}"
-        self.page.wait_for_load_state("networkidle")
-
-    def assert_clean(self) -> None:
-        assert not self.console_errors, self.console_errors
-        assert not self.page_errors, self.page_errors
-        assert not self.failed, f"failed requests: {self.failed}"
-
-    def screenshot(self, path: Path, full_page: bool = False) -> np.ndarray:
-        """Save a PNG at ``path``; its pixels, checked not to be a blank page."""
-        png = self.page.screenshot(path=str(path), full_page=full_page)
-        pixels = mpimg.imread(io.BytesIO(png), format="png")
-        assert pixels.shape[0] >= 300 and pixels.shape[1] >= 800, pixels.shape
-        assert pixels[..., :3].std() > 0.05, f"{path.name} looks blank"
-        return pixels
-
-    def headings(self, level: str) -> list[str]:
-        return [text.replace("¶", "").strip() for text in self.page.locator(f"article {level}").all_inner_texts()]
-
-    def links(self, selector: str) -> list[str]:
-        return self.page.eval_on_selector_all(selector, "links => links.map(a => a.href)")
 
 
 def assert_links_resolve(view: Page, urls: list[str], base: str) -> None:
