@@ -10,6 +10,15 @@
 #      AIRFLOW_HOME, a throw-away copy of the project, an MLflow store in a temporary folder).
 #   5. Asserts one MLflow run for that DAG run, finished, with the expected metrics, artifacts
 #      and registered model version.
+#   6. The monitoring loop, in two steps: `airflow dags test` runs one DAG run and never the runs
+#      that its TriggerDagRunOperator creates, so the trigger and the triggered DAG are tested apart.
+#      a. A drifted labelled batch lands in the inbox; `airflow dags test dlflow_test_monitor_cnn`
+#         scores it, raises the alert, keeps its labels as feedback and triggers dlflow_test_cnn:
+#         asserted by the task states, the inbox's ledger and the queued DagRun the trigger created.
+#      b. That triggered run, executed by `airflow dags test dlflow_test_cnn <its logical date>
+#         --conf <its conf>` (which replaces the queued run of that logical date by its own): a new
+#         model version with a gate decision, from a training run that used the 500 feedback images.
+#      c. A clean unlabelled batch: the monitor scores it, no alert, no trigger, no new DagRun.
 # Needs python3 and the offline data mirror (DLFLOW_DATA_MIRROR, default ../shared/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -181,6 +190,160 @@ print(f"  test_accuracy={metrics['test_accuracy']:.3f} test_macro_f1={metrics['t
 print(f"  registered {versions[0].name} version {versions[0].version}")
 EOF
 
+# ---------------------------------------------------------------- 6. the monitoring loop
+# Two steps (see the header): the trigger (6a), then the triggered training DAG run (6b); and a clean batch (6c).
+MONITOR_DAG_ID=dlflow_test_monitor_cnn
+inbox="$project/data/10_inbox/cnn"   # monitoring.inbox (conf/base/parameters_monitoring.yml) + /cnn
+mkdir -p "$inbox"
+
+# `airflow dags test` a DAG, keep its runs and its newest run's task states as JSON, print its telling log lines.
+# $1: dag_id, $2: a name for the files, the rest: more arguments for `airflow dags test`.
+dag_test() {
+    local dag_id="$1" name="$2" code=0 run_id
+    shift 2
+    (cd "$work" && airflow dags test "$dag_id" "$@") > "$work/$name.log" 2>&1 || code=$?
+    airflow dags list-runs "$dag_id" -o json 2>/dev/null | tail -n 1 > "$work/$name-runs.json" || true
+    run_id="$(python3 -c 'import json, sys
+runs = json.load(open(sys.argv[1]))
+print(max(runs, key=lambda r: r["start_date"] or "")["run_id"])' "$work/$name-runs.json" 2>/dev/null || true)"
+    [ -z "$run_id" ] || airflow tasks states-for-dag-run "$dag_id" "$run_id" -o json 2>/dev/null \
+        | tail -n 1 > "$work/$name-tasks.json" || true
+    grep -ohE '[0-9]+ new file\(s\) in .*|dlflow_test_monitor_cnn: .*|Triggered dlflow_test_cnn .*|Training on [0-9]+ images plus .*' \
+        "$work/$name.log" | cut -c1-200 | sort -u | sed 's/^/  /' || true
+    if [ "$code" != 0 ]; then
+        echo "airflow dags test $dag_id exited with $code; the end of its log:" >&2
+        tail -150 "$work/$name.log" >&2
+        exit 1
+    fi
+}
+training_runs() { airflow dags list-runs "$DAG_ID" -o json 2>/dev/null | tail -n 1 > "$work/$1"; }
+
+step "6a. a drifted labelled batch in the inbox: $MONITOR_DAG_ID alerts and triggers $DAG_ID"
+# the test split's images and labels at half their brightness: a batch that drifted, and came back labelled
+python3 - "$project" "$inbox/dimmed-labelled.parquet" <<'PY'
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dlflow.sources.image_table import image_table, table_images
+
+project, target = Path(sys.argv[1]), Path(sys.argv[2])
+test = pd.read_parquet(project / "data/05_model_input/cnn/test.parquet")
+dimmed = image_table((table_images(test) * 0.5).astype(np.uint8), test["label"].to_numpy())
+hidden = target.with_name(f".{target.name}")  # landed under a hidden name, then renamed: never seen half-written
+dimmed.to_parquet(hidden)
+hidden.rename(target)
+print(f"  {target.name}: {len(dimmed)} labelled images")
+PY
+training_runs training-runs-before.json
+dag_test "$MONITOR_DAG_ID" monitor-drifted
+training_runs training-runs-triggered.json
+triggered="$(python3 - "$work" "$project" "$inbox" <<'PY'
+import json, sys
+from pathlib import Path
+
+work, project, inbox = (Path(a) for a in sys.argv[1:])
+states = {t["task_id"]: t["state"] for t in json.loads((work / "monitor-drifted-tasks.json").read_text())}
+print("  tasks: " + ", ".join(f"{task} {state}" for task, state in sorted(states.items())), file=sys.stderr)
+for task in ("list_new_files", "score_file", "decide", "retrain_or_not", "trigger_training", "record_retraining"):
+    assert states.get(task) == "success", f"{task}: {states.get(task)} ({states})"
+assert states.get("no_retraining") == "skipped", states
+ledger = json.loads((inbox / ".scored.json").read_text())
+(entry,) = ledger["scored"].values()
+assert entry["name"] == "dimmed-labelled.parquet" and entry["outcome"]["drift_detected"], entry
+assert entry["outcome"]["labelled"] == 500, entry
+(retraining,) = ledger["retrainings"]
+feedback = sorted(p.name for p in (project / "data/09_feedback/fashion_mnist/cnn").iterdir() if not p.name.startswith("."))
+assert len(feedback) == 1 and retraining["feedback"] == feedback, (retraining, feedback)
+print(f"  ledger: {entry['name']} drift_detected; a retraining recorded with the feedback {feedback}", file=sys.stderr)
+before = {r["run_id"] for r in json.loads((work / "training-runs-before.json").read_text())}
+new = [r for r in json.loads((work / "training-runs-triggered.json").read_text()) if r["run_id"] not in before]
+assert len(new) == 1, f"expected one DagRun of the training DAG, created by the trigger; found {new}"
+(run,) = new
+assert run["state"] == "queued", run  # no scheduler here: step 6b runs it
+# its conf, from Airflow's metadata database (`dags list-runs` does not show it)
+from airflow.models.dagrun import DagRun
+from airflow.utils.session import create_session
+
+with create_session() as session:
+    (found,) = DagRun.find(dag_id=run["dag_id"], run_id=run["run_id"], session=session)
+    conf = dict(found.conf or {})
+assert conf.get("triggered_by") == "dlflow_test_monitor_cnn", conf
+print(json.dumps({"run_id": run["run_id"], "logical_date": run["logical_date"], "conf": conf}))
+PY
+)"
+echo "  the trigger created the queued DagRun $triggered"
+
+step "6b. the triggered run of $DAG_ID, by airflow dags test in its place: training data plus feedback, then the gate"
+logical_date="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["logical_date"])' "$triggered")"
+run_conf="$(python3 -c 'import json, sys; print(json.dumps(json.loads(sys.argv[1])["conf"]))' "$triggered")"
+dag_test "$DAG_ID" retraining "$logical_date" --conf "$run_conf"
+python3 - "$work" "$triggered" <<'PY'
+import json, sys
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+work, triggered = Path(sys.argv[1]), json.loads(sys.argv[2])
+# `dags test` replaced the queued run (the same logical date) by its own, under a run id of its own
+runs = json.loads((work / "retraining-runs.json").read_text())
+assert triggered["run_id"] not in {r["run_id"] for r in runs}, runs
+(retraining,) = [r for r in runs if r["logical_date"] == triggered["logical_date"]]
+assert retraining["state"] == "success" and len(runs) == 2, runs
+client = MlflowClient()
+(experiment,) = [e for e in client.search_experiments() if e.name == "dlflow/cnn"]
+(run,) = client.search_runs([experiment.experiment_id], f"tags.`airflow.run_id` = '{retraining['run_id']}'")
+metrics = run.data.metrics
+assert metrics.get("feedback_files") == 1 and metrics.get("feedback_records") == 500, metrics
+(version,) = client.search_model_versions(f"run_id='{run.info.run_id}'")
+versions = client.search_model_versions(f"name='{version.name}'")
+assert int(version.version) == len(versions) == 2, [v.version for v in versions]
+decision = version.tags.get("gate_decision")
+assert decision in ("promoted", "not_promoted"), version.tags
+print(f"  MLflow run {run.info.run_id}: trained with {metrics['feedback_records']:.0f} feedback images, "
+      f"test_accuracy={metrics['test_accuracy']:.3f}")
+print(f"  registered {version.name} version {version.version}: gate {decision}: {version.tags.get('gate_reason', '')[:110]}")
+PY
+
+step "6c. a clean unlabelled batch: $MONITOR_DAG_ID scores it, no alert, no retraining"
+python3 - "$DLFLOW_DATA_MIRROR" "$inbox/clean.gz" <<'PY'
+import sys
+from pathlib import Path
+
+from dlflow.sources.idx import read_idx, write_idx
+
+images = read_idx(Path(sys.argv[1]) / "fashion-mnist" / "t10k-images-idx3-ubyte.gz")[6000:6400]
+target = Path(sys.argv[2])
+write_idx(images, target.with_name(f".{target.name}"), gzip=True)
+target.with_name(f".{target.name}").rename(target)
+print(f"  {target.name}: {len(images)} unlabelled Fashion-MNIST test images")
+PY
+training_runs training-runs-before-clean.json
+dag_test "$MONITOR_DAG_ID" monitor-clean
+training_runs training-runs-after-clean.json
+python3 - "$work" "$inbox" <<'PY'
+import json, sys
+from pathlib import Path
+
+work, inbox = Path(sys.argv[1]), Path(sys.argv[2])
+states = {t["task_id"]: t["state"] for t in json.loads((work / "monitor-clean-tasks.json").read_text())}
+print("  tasks: " + ", ".join(f"{task} {state}" for task, state in sorted(states.items())))
+for task in ("list_new_files", "score_file", "decide", "retrain_or_not", "no_retraining"):
+    assert states.get(task) == "success", f"{task}: {states.get(task)} ({states})"
+assert states.get("trigger_training") == "skipped" and states.get("record_retraining") == "skipped", states
+runs = {name: {r["run_id"] for r in json.loads((work / name).read_text())}
+        for name in ("training-runs-before-clean.json", "training-runs-after-clean.json")}
+assert runs["training-runs-after-clean.json"] == runs["training-runs-before-clean.json"], "the clean batch triggered training"
+ledger = json.loads((inbox / ".scored.json").read_text())
+scored = {e["name"]: e["outcome"] for e in ledger["scored"].values()}
+assert set(scored) == {"dimmed-labelled.parquet", "clean.gz"}, scored  # the drifted batch was not scored again
+assert scored["clean.gz"]["judged"] and not scored["clean.gz"]["drift_detected"], scored["clean.gz"]
+assert len(ledger["retrainings"]) == 1, ledger["retrainings"]
+print(f"  clean.gz: {scored['clean.gz']['verdict'][:140]}")
+PY
+
 step "Airflow checks passed"
-# the four checks above: DAG imports, dag_ids, the DAG run, its MLflow run
-echo "airflow: 4 passed, 0 failed"
+# DAG imports, dag_ids, the DAG run, its MLflow run, and the monitoring loop's three steps
+echo "airflow: 7 passed, 0 failed"

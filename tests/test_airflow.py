@@ -284,3 +284,32 @@ def test_the_dags_take_the_tracking_login_from_an_airflow_connection_or_variable
     monkeypatch.setattr(Connection, "get", staticmethod(broken))
     with pytest.raises(RuntimeError, match="API is down"):  # only a missing connection falls back
         login()
+
+
+def test_a_monitor_dag_per_family_triggers_that_familys_training_dag(tmp_path: Path) -> None:
+    """airflow/render_monitor_dags.py (generate_dags.sh calls it): valid Python, the ids of the monitor and of the
+    training DAG it triggers, the inference input it hands each inbox file to, and the template settings."""
+    import sys
+
+    render = REPO_ROOT / "airflow" / "render_monitor_dags.py"
+    subprocess.run(
+        [sys.executable, str(render), "--env", ENV, "--target", str(tmp_path), "--params", "retries=0,monitor_schedule=*/15 * * * *"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    for family, input_param in (("cnn", "images_path"), ("rnn", "sentences_path")):
+        path = tmp_path / f"dlflow_{ENV}_monitor_{family}_dag.py"
+        source = path.read_text()
+        compile(source, str(path), "exec")
+        module = _module(path)
+        assert _constant(module, "DAG_ID") == path.name.removesuffix("_dag.py")
+        assert _constant(module, "TRAINING_DAG_ID") == f"dlflow_{ENV}_{family}"  # kedro-airflow's DAG of the family
+        assert _constant(module, "INPUT_PARAM") == input_param and _constant(module, "KEDRO_ENV") == ENV
+        assert 'schedule="*/15 * * * *"' in source and "retries=0," in source
+        assert f'or "{REPO_ROOT}" or Path.cwd()' in source  # the checkout, unless DLFLOW_PROJECT_PATH says otherwise
+        assert "Connection.get(MLFLOW_CONN_ID)" in source  # the same login helpers as the training DAGs
+        assert '"monitor_run_id": "{{ run_id }}"' in source  # an Airflow template, left for Airflow to render
+    local = tmp_path / "local"
+    subprocess.run([sys.executable, str(render), "--target", str(local), "--families", "cnn"], check=True, capture_output=True)
+    (only,) = local.glob("*_dag.py")
+    assert only.name == "dlflow_monitor_cnn_dag.py" and 'schedule="@hourly"' in only.read_text()
+    assert _constant(_module(only), "TRAINING_DAG_ID") == "dlflow_cnn"

@@ -210,6 +210,7 @@ class CnnParams(StrictModel):
     augmentation: AugmentationParams = AugmentationParams()
     registration: RegistrationParams
     misclassified_examples: int = Field(default=25, ge=0, le=100)
+    feedback: bool = True  # train on the feedback data too (labelled batches monitoring kept; appended to the training split)
 
 
 class VocabularyParams(StrictModel):
@@ -464,6 +465,7 @@ class RnnParams(RnnRecipe):
     max_length: int = Field(default=64, ge=1)
     baseline: NaiveBayesParams = NaiveBayesParams()
     registration: RegistrationParams
+    feedback: bool = True  # train on the feedback data too (labelled batches monitoring kept; training-only rows)
 
 
 class InferenceModelParams(StrictModel):
@@ -509,7 +511,7 @@ class MonitoringProfileParams(StrictModel):
     """The reference profile made at registration: ``records`` held-out test records (at most ``max_fraction`` of
     them, so that the rest stays free for checking monitoring itself), chosen stratified with ``seed``."""
 
-    records: int = Field(default=2000, ge=50)
+    records: int = Field(default=5000, ge=50)
     max_fraction: float = Field(default=0.5, gt=0, le=1)
     seed: int = 0
 
@@ -538,8 +540,9 @@ class MonitoringPolicyParams(StrictModel):
 class MonitoringParams(StrictModel):
     """Monitoring of batch inference (``conf/base/parameters_monitoring.yml``): the profile each registered model
     carries, the policy, how much of a batch is kept to compare (``batch_sample``: a uniform sample, bounded memory),
-    the long-lived history run's experiment, and the exit
-    status of a ``kedro run`` whose batch raised the alert (``alert_exit_code``; 0 to exit as usual)."""
+    the long-lived history run's experiment, the exit
+    status of a ``kedro run`` whose batch raised the alert (``alert_exit_code``; 0 to exit as usual), and the folder
+    whose ``<family>`` subfolder the scheduled monitor scores (``inbox``, ``dlflow.monitoring.inbox``)."""
 
     enabled: bool = True
     profile: MonitoringProfileParams = MonitoringProfileParams()
@@ -547,6 +550,7 @@ class MonitoringParams(StrictModel):
     batch_sample: int = Field(default=5000, ge=100)
     history_experiment: str = Field(default="dlflow/monitor", min_length=1)
     alert_exit_code: int = Field(default=3, ge=0, le=125)
+    inbox: str = Field(default="data/10_inbox", min_length=1)  # the monitor DAG of a family scores <inbox>/<family>
 
 
 class CacheParams(StrictModel):

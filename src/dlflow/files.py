@@ -86,3 +86,17 @@ def atomic_write(path: str | Path, mode: str = "wb", **open_args: Any) -> Iterat
 def json_digest(value: Any, length: int = 64) -> str:
     """sha256 (hex, first ``length`` digits) of ``value`` as canonical JSON (sorted keys; ``str`` for the rest)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+def content_digest(path: str | Path) -> str:
+    """sha256 (hex) of a file, or of a folder's files (relative names and contents, in name order)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

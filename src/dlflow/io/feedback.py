@@ -5,37 +5,43 @@ it was scored (``<folder>/<sha256 prefix>.<suffix>``, a folder of parquet parts
 as a folder), so that retraining can add it to the training data and a batch
 is never counted twice, however often it is scored. Copies are written to a
 temporary sibling and renamed, so a failure leaves nothing half-copied.
+
+Loading lists the kept files (``reader: null``), or reads them as tables
+(``reader: tables``: ``{file: DataFrame}``, parquet as a file or a folder of
+parts, CSV/TSV/JSON Lines with every cell as the file holds it), for training
+to append them (``dlflow.sources.feedback``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from kedro.io import AbstractDataset
 
+from dlflow.files import content_digest
+from dlflow.sources.labelled_text import read_table
 
-def content_digest(path: Path) -> str:
-    """sha256 of a file, or of a folder's files (relative names and contents, in name order)."""
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with open(file, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+__all__ = ["FeedbackDataset", "content_digest"]
 
 
-class FeedbackDataset(AbstractDataset[dict, list]):
+class FeedbackDataset(AbstractDataset[dict, Any]):
     """``save({"source": path})`` keeps that labelled input in ``folder`` (once per content); ``save({})``
-    keeps nothing. ``load()`` lists the kept files and folders, oldest first."""
+    keeps nothing. ``load()`` lists the kept files and folders, oldest first; with ``reader: tables``, it reads
+    each as a table: ``{path: DataFrame}`` in the same order."""
 
-    def __init__(self, *, folder: str, metadata: dict[str, Any] | None = None) -> None:
-        self._folder, self.metadata = Path(folder), metadata
+    READERS = (None, "tables")
+
+    def __init__(self, *, folder: str, reader: str | None = None, metadata: dict[str, Any] | None = None) -> None:
+        if reader not in self.READERS:
+            raise ValueError(f"FeedbackDataset reader must be one of {self.READERS}, got {reader!r}")
+        self._folder, self._reader, self.metadata = Path(folder), reader, metadata
+
+    @property
+    def folder(self) -> Path:
+        return self._folder
 
     def save(self, data: dict[str, Any]) -> None:
         if not data:
@@ -54,11 +60,24 @@ class FeedbackDataset(AbstractDataset[dict, list]):
             shutil.copyfile(source, temporary)
         temporary.replace(target)  # a folder too: the target does not exist
 
-    def load(self) -> list[Path]:
+    def files(self) -> list[Path]:
+        """The kept files and folders, oldest first (partial copies, hidden, are not listed)."""
         if not self._folder.is_dir():
             return []
         kept = [p for p in self._folder.iterdir() if not p.name.startswith(".")]
         return sorted(kept, key=lambda p: (p.stat().st_mtime, p.name))
 
+    def load(self) -> list[Path] | dict[str, pd.DataFrame]:
+        if self._reader is None:
+            return self.files()
+        return {str(path): _read(path) for path in self.files()}
+
     def _describe(self) -> dict[str, Any]:
-        return {"folder": str(self._folder)}
+        return {"folder": str(self._folder), "reader": self._reader}
+
+
+def _read(path: Path) -> pd.DataFrame:
+    """A kept batch as a table: parquet (a file or a folder of parts), or CSV/TSV/JSON Lines cells as they are."""
+    if path.is_dir() or path.suffix.lower() == ".parquet":
+        return pd.read_parquet(path)
+    return read_table(path)

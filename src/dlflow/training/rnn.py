@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from dlflow.config import RnnRecipe
+from dlflow.sources.feedback import FEEDBACK_FOLD
 from dlflow.text import PAD_ID
 from dlflow.training.callbacks import MlflowEpochLogger
 from dlflow.training.config import TrainConfig
@@ -78,7 +79,7 @@ def fit_rnn_fold(
 ) -> Any:
     """Train one RNN with fold ``fold`` held out: a seeded, stratified validation slice of the other folds
     (``rnn.evaluation.validation_fraction``, and at least one sentence per class) is validated each
-    epoch. Returns the loop's ``FitResult``, its model over the full vocabulary.
+    epoch; feedback sentences (fold ``FEEDBACK_FOLD``) are only trained on. Returns the loop's ``FitResult``, its model over the full vocabulary.
 
     The network trains on the embedding rows of the training folds' words only
     (``models.rnn.compact_vocabulary``): the same training, as dense Adam never
@@ -92,7 +93,7 @@ def fit_rnn_fold(
     from dlflow.training.adversarial import EmbeddingAdversarialLoss
 
     folds = encoded["folds"]
-    pool = np.flatnonzero(folds != fold)
+    pool = np.flatnonzero((folds != fold) & (folds != FEEDBACK_FOLD))
     # As many sentences as the fraction asks (sklearn's own rounding), and no fewer than the classes:
     # a stratified slice needs one of each.
     validation_size = max(math.ceil(rnn.evaluation.validation_fraction * len(pool)), num_classes)
@@ -102,6 +103,8 @@ def fit_rnn_fold(
         stratify=encoded["labels"][pool],
         random_state=rnn.training.seed,
     )
+    # Feedback sentences (fold FEEDBACK_FOLD) are trained on, never validated: the validation slice is as before.
+    train_rows = np.concatenate([train_rows, np.flatnonzero(folds == FEEDBACK_FOLD)])
     # Train on the embedding rows these sentences use, then put the model back on the full vocabulary.
     full_initial = initial_embeddings(rnn, embeddings)
     rows, lookup = compact_vocabulary(torch.from_numpy(encoded["ids"][folds != fold]), len(embeddings))

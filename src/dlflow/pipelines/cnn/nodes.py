@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 
 from dlflow.config import AugmentationParams, CnnModelParams, ImageDataParams, TrainingParams
-from dlflow.sources.image_table import table_images
+from dlflow.sources.feedback import feedback_images
+from dlflow.sources.image_table import table_images, table_shape
 from dlflow.sources.splits import stratified_indices
 from dlflow.tracking.context import RunContext  # at run time: Kedro reads the nodes' type hints
+from dlflow.tracking.records import mlflow_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,26 @@ def select_test_images(test: pd.DataFrame, data: dict[str, Any]) -> pd.DataFrame
     """The test table, or a stratified subset of it when ``max_test_samples`` is set."""
     data = ImageDataParams.model_validate(data)
     return _subset(test, data.max_test_samples, data.split_seed)
+
+
+def add_feedback_images(
+    train_split: pd.DataFrame, feedback: dict[str, pd.DataFrame], class_names: list[str], use_feedback: bool
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The training split with the feedback tables' labelled images appended (``cnn_feedback``: the batches that
+    came back with labels), and MLflow metrics ``feedback_files`` / ``feedback_records``.
+
+    Appended after the train/validation split: validation and test images stay as they were, so the gate
+    compares the retrained model on the same test images. ``params:cnn.feedback`` false: the split alone.
+    A table whose image shape or classes do not fit the training data is refused, naming the file.
+    """
+    tables = feedback if use_feedback else {}
+    extra = feedback_images(tables, table_shape(train_split), class_names)
+    if len(extra):
+        logger.info("Training on %d images plus %d feedback images from %d file(s)", len(train_split), len(extra), len(tables))
+    elif feedback and not use_feedback:
+        logger.info("Feedback: %d file(s) kept, not used (cnn.feedback: false)", len(feedback))
+    table = pd.concat([train_split, extra], ignore_index=True) if len(extra) else train_split
+    return table, mlflow_metrics({"feedback_files": len(tables), "feedback_records": len(extra)})
 
 
 def compute_normalisation(train_split: pd.DataFrame) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from dlflow.pipelines import evaluation, ingestion, monitoring, registration
 
 from .nodes import (
+    add_feedback_images,
     compute_normalisation,
     package_cnn,
     plot_cnn_mistakes,
@@ -27,9 +28,16 @@ def create_training_pipeline() -> Pipeline:
             node(select_test_images, ["image_test_intermediate", "params:cnn.data"], "cnn_test_split", name="select_test_images", tags="preprocessing"),
             node(compute_normalisation, "cnn_train_split", "cnn_normalisation", name="compute_normalisation", tags="preprocessing"),
             node(
+                add_feedback_images,
+                ["cnn_train_split", "cnn_feedback", "image_class_names", "params:cnn.feedback"],
+                ["cnn_training_images", "cnn_feedback_metrics"],
+                name="add_feedback_images",
+                tags="training",
+            ),
+            node(
                 train_cnn,
                 [
-                    "cnn_train_split", "cnn_val_split", "cnn_normalisation", "image_class_names",
+                    "cnn_training_images", "cnn_val_split", "cnn_normalisation", "image_class_names",
                     "params:cnn.model", "params:cnn.training", "params:cnn.augmentation", "params:image_source",
                     "cnn_checkpoints", "run_context",
                 ],

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from dlflow.config import NaiveBayesParams, RnnEvaluationParams, RnnRecipe
+from dlflow.sources.feedback import FEEDBACK_FOLD, feedback_sentences
 from dlflow.sources.labelled_text import class_names_of
 from dlflow.text import PAD_ID, Vocabulary
 from dlflow.text.sequences import encode_sentences
@@ -28,11 +29,12 @@ logger = logging.getLogger(__name__)
 
 
 def _folds_to_run(evaluation: RnnEvaluationParams, folds: np.ndarray) -> tuple[str, list[int]]:
-    """The evaluation mode for these sentences (``rnn.evaluation.mode``, or by their number) and its folds."""
-    available = sorted(set(folds.tolist()))
+    """The evaluation mode for these sentences (``rnn.evaluation.mode``, or by their number) and its folds
+    (never ``FEEDBACK_FOLD``: feedback sentences are training-only)."""
+    available = sorted(set(folds.tolist()) - {FEEDBACK_FOLD})
     if evaluation.test_fold not in available:
         raise ValueError(f"rnn.evaluation.test_fold {evaluation.test_fold} is not a fold: folds are {available}")
-    mode = evaluation.resolved_mode(len(folds))
+    mode = evaluation.resolved_mode(int((folds != FEEDBACK_FOLD).sum()))
     return mode, available if mode == "cv" else [evaluation.test_fold]
 
 
@@ -59,6 +61,36 @@ def encode_labelled_sentences(labelled_sentences: pd.DataFrame, text_vocabulary:
         "labels": labelled_sentences["label"].to_numpy().astype(np.int64),
         "folds": labelled_sentences["fold"].to_numpy().astype(np.int64),
     }
+
+
+def add_feedback_sentences(
+    encoded: dict[str, np.ndarray],
+    feedback: dict[str, pd.DataFrame],
+    class_names: list[str],
+    text_vocabulary: dict,
+    max_length: int,
+    text_column: str,
+    use_feedback: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The encoded sentences with the feedback tables' labelled sentences appended as training-only rows
+    (``rnn_feedback``; fold ``FEEDBACK_FOLD``, never held out, validated or profiled: the evaluation, the
+    gate and the reference profile see the same sentences as before), and MLflow metrics ``feedback_files`` /
+    ``feedback_records``. The text is in ``text_column`` (``params:inference.rnn.text_column``, as scored);
+    ``params:rnn.feedback`` false: the sentences alone. A label that is not a class is refused, naming the file.
+    """
+    tables = feedback if use_feedback else {}
+    extra = feedback_sentences(tables, class_names, text_column)
+    metrics = mlflow_metrics({"feedback_files": len(tables), "feedback_records": len(extra)})
+    if feedback and not use_feedback:
+        logger.info("Feedback: %d file(s) kept, not used (rnn.feedback: false)", len(feedback))
+    if not len(extra):
+        return encoded, metrics
+    ids, lengths = encode_sentences(extra["sentence"].tolist(), Vocabulary.from_dict(text_vocabulary), max_length)
+    logger.info(
+        "Training on %d sentences plus %d feedback sentences from %d file(s)", len(encoded["labels"]), len(extra), len(tables)
+    )
+    added = {"ids": ids, "lengths": lengths, "labels": extra["label"].to_numpy(), "folds": extra["fold"].to_numpy()}
+    return {key: np.concatenate([encoded[key], added[key].astype(encoded[key].dtype)]) for key in encoded}, metrics
 
 
 def build_embedding_matrix(word_vectors: dict[str, Any], text_vocabulary: dict, seed: int) -> np.ndarray:
@@ -106,7 +138,7 @@ def cross_validate_rnn(
     rnn = RnnRecipe.model_validate({"model": model, "adversarial": adversarial, "evaluation": evaluation, "training": training})
     config = TrainConfig(**rnn.training.model_dump() | {"checkpoint_dir": run_context.checkpoint_dir(checkpoints)})
     mode, to_run = _folds_to_run(rnn.evaluation, encoded["folds"])
-    chosen_mode = _mode_report(rnn.evaluation, mode, len(encoded["folds"]))
+    chosen_mode = _mode_report(rnn.evaluation, mode, int((encoded["folds"] != FEEDBACK_FOLD).sum()))
     logger.info("RNN evaluation: %s (%s)", mode, chosen_mode["mode_chosen_by"])
     outcomes = cross_validate(
         encoded, embeddings, rnn, to_run, config, len(class_names), run_context.run_id, run_context.tracking_uri

@@ -6,6 +6,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 from dlflow.pipelines import evaluation, monitoring, registration, text, word2vec
 
 from .nodes import (
+    add_feedback_sentences,
     build_embedding_matrix,
     cross_validate_naive_bayes,
     cross_validate_rnn,
@@ -27,6 +28,21 @@ def create_classifier_pipeline() -> Pipeline:
                 name="encode_labelled_sentences",
             ),
             node(
+                add_feedback_sentences,
+                [
+                    "rnn_encoded_sentences",
+                    "rnn_feedback",
+                    "text_class_names",
+                    "text_vocabulary",
+                    "params:rnn.max_length",
+                    "params:inference.rnn.text_column",
+                    "params:rnn.feedback",
+                ],
+                ["rnn_training_sentences", "rnn_feedback_metrics"],
+                name="add_feedback_sentences",
+                tags="training",
+            ),
+            node(
                 build_embedding_matrix,
                 ["word2vec_vectors", "text_vocabulary", "params:rnn.training.seed"],
                 "rnn_initial_embeddings",
@@ -35,7 +51,7 @@ def create_classifier_pipeline() -> Pipeline:
             node(
                 cross_validate_rnn,
                 [
-                    "rnn_encoded_sentences",
+                    "rnn_training_sentences",
                     "rnn_initial_embeddings",
                     "text_class_names",
                     "params:rnn.model",
