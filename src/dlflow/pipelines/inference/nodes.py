@@ -93,9 +93,8 @@ def _observations(champion: Any, monitoring: dict[str, Any]) -> BatchObservation
     params = MonitoringParams.model_validate(monitoring)
     profile = getattr(champion, "profile", None)
     classes = len(profile.class_names) if profile is not None else 0
-    observations = BatchObservations(num_classes=classes, keep=params.batch_sample, seed=params.profile.seed)
-    observations.monitored = params.enabled and profile is not None
-    return observations
+    monitored = params.enabled and profile is not None
+    return BatchObservations(num_classes=classes, keep=params.batch_sample, seed=params.profile.seed, monitored=monitored)
 
 
 def _scored(
