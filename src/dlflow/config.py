@@ -203,10 +203,24 @@ def _no_checkpoint_dir(training: TrainingParams) -> TrainingParams:
     return training
 
 
+class StreamingParams(StrictModel):
+    """Whether training holds its images in memory or streams them from the parquet shards.
+
+    ``auto``: in memory when the decoded training images (float32) fit ``memory_budget_mb`` and a
+    quarter of the machine's memory, else streamed (``dlflow.training.streaming.ShardStream``, shuffled
+    by shard and within a buffer of ``shuffle_buffer_rows`` rows); ``memory`` or ``shards`` decide.
+    """
+
+    mode: Literal["auto", "memory", "shards"] = "auto"
+    memory_budget_mb: int = Field(default=2048, ge=1)
+    shuffle_buffer_rows: int = Field(default=32768, ge=1)
+
+
 class CnnParams(StrictModel):
     data: ImageDataParams
     model: CnnModelParams
     training: Annotated[TrainingParams, AfterValidator(_no_checkpoint_dir)]
+    streaming: StreamingParams = StreamingParams()
     augmentation: AugmentationParams = AugmentationParams()
     registration: RegistrationParams
     misclassified_examples: int = Field(default=25, ge=0, le=100)

@@ -4,9 +4,10 @@
 about ``part_bytes`` each (at least one part, so an empty table keeps its schema), and
 ``_parts.json`` naming them, so that a reader never takes a folder being replaced by
 another run for a shorter table.
-pandas and pyarrow read the folder as one table (``pd.read_parquet(folder)``), and a
-reader that streams (a later step for data larger than memory) takes one part at a
-time. Saving writes a hidden sibling folder and renames it over the old one
+pandas and pyarrow read the folder as one table (``pd.read_parquet(folder)``). With
+``lazy: true`` loading reads only the parts' footers and returns a
+``dlflow.sources.sharded_table.ShardedTable``, which a streaming reader (the training
+loop's ``ShardStream``) reads one part at a time. Saving writes a hidden sibling folder and renames it over the old one
 (``dlflow.files.atomic_path``): a crash leaves the previous table or none, never a
 part of one. Example::
 
@@ -27,6 +28,7 @@ import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
 from dlflow.files import atomic_path
+from dlflow.sources.sharded_table import ShardedTable
 
 PART_PATTERN = "part-*.parquet"
 MANIFEST = "_parts.json"  # the parts of this table: a reader reads them all, or (being replaced) reads again
@@ -40,6 +42,7 @@ class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         *,
         filepath: str,
         part_bytes: int = 128 << 20,
+        lazy: bool = False,
         save_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
@@ -47,6 +50,7 @@ class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         Args:
             filepath: the folder of part files.
             part_bytes: about how many bytes of table (in memory) go into one part file.
+            lazy: load a ``ShardedTable`` (the parts described from their footers) instead of the DataFrame.
             save_args: passed to ``pyarrow.parquet.write_table`` (``compression``, ...).
             metadata: free-form information for plugins such as kedro-viz.
         """
@@ -54,6 +58,7 @@ class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             raise ValueError(f"part_bytes must be positive, got {part_bytes}")
         self._filepath = Path(filepath)
         self._part_bytes = int(part_bytes)
+        self._lazy = bool(lazy)
         self._save_args = dict(save_args or {})
         self.metadata = metadata
 
@@ -68,7 +73,15 @@ class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             return sorted(self._filepath.glob(PART_PATTERN))
         return [self._filepath / name for name in names]
 
-    def load(self) -> pd.DataFrame:
+    def load(self) -> pd.DataFrame | ShardedTable:
+        if self._lazy:
+            parts = self.parts()
+            if not parts:
+                raise DatasetError(f"No table at {self._filepath}: no {PART_PATTERN} files there (run the step that writes it)")
+            try:
+                return ShardedTable.from_parts(parts)
+            except ValueError as error:
+                raise DatasetError(str(error)) from None
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -106,4 +119,4 @@ class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return bool(self.parts())
 
     def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "part_bytes": self._part_bytes, "save_args": self._save_args}
+        return {"filepath": str(self._filepath), "part_bytes": self._part_bytes, "lazy": self._lazy, "save_args": self._save_args}

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 SHAPE_COLUMNS = ("height", "width", "channels")
 _MAX_LABEL = np.iinfo(np.uint16).max
@@ -164,6 +165,32 @@ def table_images(table: pd.DataFrame, shape: Sequence[int] | None = None) -> np.
     if math.prod(expected) != size:
         raise ValueError(f"'pixels' rows hold {size} values, not the {_shape_text(expected)} = {math.prod(expected)} expected")
     return flat.reshape(len(column), *expected)
+
+
+def arrow_images(rows: pa.Table) -> np.ndarray:
+    """The ``pixels`` of an image table's rows held by Arrow (a parquet part) as one ``(N, H, W, C)`` uint8 array.
+
+    Rows of one shape (the ``height``/``width``/``channels`` columns) stored as binary are read straight
+    from Arrow's buffers, without a Python object per row; anything else goes through ``table_images``.
+    """
+    column = rows.column("pixels").combine_chunks() if rows.num_rows else None
+    offset_type = None  # binary columns only: Arrow's offsets are int32 (binary) or int64 (large_binary)
+    if column is not None and pa.types.is_binary(column.type):
+        offset_type = np.int32
+    elif column is not None and pa.types.is_large_binary(column.type):
+        offset_type = np.int64
+    if offset_type is None or not all(name in rows.column_names for name in SHAPE_COLUMNS):
+        return table_images(rows.to_pandas())
+    shapes = np.stack([rows.column(name).to_numpy() for name in SHAPE_COLUMNS], axis=1)
+    if (shapes != shapes[0]).any():
+        return table_images(rows.to_pandas())  # says which shapes differ
+    height, width, channels = (int(v) for v in shapes[0])
+    offsets = np.frombuffer(column.buffers()[1], dtype=offset_type)[column.offset : column.offset + len(column) + 1]
+    size = height * width * channels
+    if (np.diff(offsets) != size).any():
+        return table_images(rows.to_pandas())  # says which row is short
+    data = np.frombuffer(column.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return data.reshape(len(column), height, width, channels).copy()  # writable, for torch
 
 
 def _expected_shape(shape: Sequence[int] | None) -> tuple[int, int, int] | None:

@@ -18,6 +18,7 @@ from torch import nn
 
 from dlflow.files import atomic_write, json_digest
 from dlflow.training.data import TensorDataset
+from dlflow.training.streaming import ShardStream
 
 if TYPE_CHECKING:
     from dlflow.training.config import TrainConfig
@@ -51,7 +52,7 @@ def describe(obj: Any) -> str:
 def config_key(
     config: TrainConfig,
     model: nn.Module,
-    train: TensorDataset,
+    train: TensorDataset | ShardStream,
     val: TensorDataset,
     *,
     train_transform: Any = None,
@@ -65,9 +66,16 @@ def config_key(
         "train_transform": describe(train_transform),
         "loss_fn": describe(loss_fn),
         **({"training_loss": describe(training_loss)} if training_loss is not None else {}),  # older keys unchanged
-        "data": [[tensor_fingerprint(t) for t in (*dataset.features, dataset.targets)] for dataset in (train, val)],
+        "data": [_data_identity(dataset) for dataset in (train, val)],
     }
     return json_digest(identity, length=16)
+
+
+def _data_identity(dataset: TensorDataset | ShardStream) -> list[str]:
+    """In-memory tensors by their content; a stream by its shards' footers (``ShardStream.fingerprint``)."""
+    if isinstance(dataset, ShardStream):
+        return dataset.fingerprint()
+    return [tensor_fingerprint(t) for t in (*dataset.features, dataset.targets)]
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:

@@ -8,18 +8,26 @@ channels: the network is built for the shape the training table records
 
 from __future__ import annotations
 
+import logging
+import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 
-from dlflow.config import AugmentationParams, CnnModelParams, TrainingParams
-from dlflow.sources.image_table import table_images, table_shape
+from dlflow.config import AugmentationParams, CnnModelParams, StreamingParams, TrainingParams
+from dlflow.sources.image_table import SHAPE_COLUMNS, arrow_images, table_images, table_shape
+from dlflow.sources.sharded_table import ShardedTable
 from dlflow.training.config import TrainConfig
 from dlflow.training.data import TensorDataset
 from dlflow.training.loop import fit, predict
 from dlflow.training.runtime import seed_everything
+from dlflow.training.streaming import ShardStream
+
+logger = logging.getLogger(__name__)
 
 Normalisation = dict[str, Any]  # {"mean": float, "std": float} (one channel) or lists of one value per channel
 
@@ -40,23 +48,77 @@ def channel_statistics(normalisation: Normalisation, channels: int) -> tuple[lis
 
 
 def image_tensors(table: pd.DataFrame, normalisation: Normalisation) -> TensorDataset:
-    """An image table as normalised ``(N, C, H, W)`` float images and int64 labels.
+    """An image table as normalised ``(N, C, H, W)`` float images and int64 labels."""
+    pixels = torch.from_numpy(table_images(table))  # (N, H, W, C) uint8
+    images = Normalise(normalisation)((pixels,))[0]
+    return TensorDataset(features=(images,), targets=torch.from_numpy(table["label"].to_numpy().astype(np.int64)))
+
+
+@dataclass(frozen=True)
+class Normalise:
+    """``(N, H, W, C)`` uint8 images as normalised ``(N, C, H, W)`` floats: a ``ShardStream``'s ``prepare``.
 
     One channel is computed exactly as it always was (contiguous, scalar mean and
-    std); colour images keep the table's channels-last layout, which is the memory
+    std); colour images keep the channels-last layout, which is the memory
     format the loop trains in.
     """
-    pixels = table_images(table)  # (N, H, W, C) uint8
-    channels = pixels.shape[-1]
-    if channels == 1:
-        images = torch.from_numpy(pixels[..., 0]).float().div_(255.0).unsqueeze(1)
-        mean, std = channel_statistics(normalisation, 1)
-        images.sub_(mean[0]).div_(std[0])
-    else:
-        images = torch.from_numpy(pixels).float().div_(255.0).permute(0, 3, 1, 2)
-        mean, std = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in channel_statistics(normalisation, channels))
-        images.sub_(mean).div_(std)
-    return TensorDataset(features=(images,), targets=torch.from_numpy(table["label"].to_numpy().astype(np.int64)))
+
+    normalisation: Normalisation
+
+    def __call__(self, features: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        (pixels,) = features
+        channels = pixels.shape[-1]
+        if channels == 1:
+            images = pixels[..., 0].float().div_(255.0).unsqueeze(1)
+            mean, std = channel_statistics(self.normalisation, 1)
+            return (images.sub_(mean[0]).div_(std[0]),)
+        images = pixels.float().div_(255.0).permute(0, 3, 1, 2)
+        mean, std = (
+            torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in channel_statistics(self.normalisation, channels)
+        )
+        return (images.sub_(mean).div_(std),)
+
+
+def image_rows(rows: pa.Table) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """A window of image-table rows (Arrow) as uint8 ``(N, H, W, C)`` images and labels: a ``ShardStream``'s ``decode``."""
+    labels = rows.column("label").to_numpy().astype(np.int64)
+    return (torch.from_numpy(arrow_images(rows)),), torch.from_numpy(labels)
+
+
+def training_images(
+    table: pd.DataFrame | ShardedTable, normalisation: Normalisation, streaming: StreamingParams
+) -> TensorDataset | ShardStream:
+    """The training images for the loop: in memory, or streamed from the table's parquet shards.
+
+    ``streaming.mode`` ``auto`` keeps them in memory while their decoded size (float32) fits
+    ``memory_budget_mb`` and a quarter of the machine's memory; a DataFrame is in memory already.
+    """
+    if isinstance(table, pd.DataFrame):
+        return image_tensors(table, normalisation)
+    height, width, channels = _shape(table)
+    decoded_mb = len(table) * height * width * channels * 4 / 2**20
+    budget_mb = min(streaming.memory_budget_mb, _memory_mb() / 4)
+    stream = streaming.mode == "shards" or (streaming.mode == "auto" and decoded_mb > budget_mb)
+    logger.info(
+        "%d training images (%.0f MB decoded, budget %.0f MB): %s",
+        len(table), decoded_mb, budget_mb,
+        f"streamed from {len(table.parts)} shards, shuffle buffer {streaming.shuffle_buffer_rows} rows" if stream else "in memory",
+    )  # fmt: skip
+    if not stream:
+        return image_tensors(table.read(), normalisation)
+    return ShardStream(
+        table, image_rows, columns=("label", "pixels", *SHAPE_COLUMNS), prepare=Normalise(normalisation),
+        buffer_rows=streaming.shuffle_buffer_rows,
+    )  # fmt: skip
+
+
+def _shape(table: pd.DataFrame | ShardedTable) -> tuple[int, int, int]:
+    """The image shape of a table, of a sharded one from its first part."""
+    return table_shape(table.read_part(0).to_pandas() if isinstance(table, ShardedTable) else table)
+
+
+def _memory_mb() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
 
 
 def build_network(model: CnnModelParams, num_classes: int, image_shape: tuple[int, int, int]) -> torch.nn.Module:
@@ -69,8 +131,8 @@ def build_network(model: CnnModelParams, num_classes: int, image_shape: tuple[in
     )
 
 
-def _same_shape(tables: dict[str, pd.DataFrame]) -> tuple[int, int, int]:
-    shapes = {name: tuple(table_shape(table)) for name, table in tables.items()}
+def _same_shape(tables: dict[str, pd.DataFrame | ShardedTable]) -> tuple[int, int, int]:
+    shapes = {name: _shape(table) for name, table in tables.items()}
     if len(set(shapes.values())) > 1:
         listed = ", ".join(f"{name} {h}x{w}x{c}" for name, (h, w, c) in shapes.items())
         raise ValueError(f"the image tables differ in shape ({listed}): ingest them with one size and channel count")
@@ -78,7 +140,7 @@ def _same_shape(tables: dict[str, pd.DataFrame]) -> tuple[int, int, int]:
 
 
 def fit_cnn(
-    train_split: pd.DataFrame,
+    train_split: pd.DataFrame | ShardedTable,
     val_split: pd.DataFrame,
     normalisation: Normalisation,
     class_names: list[str],
@@ -88,10 +150,12 @@ def fit_cnn(
     *,
     callbacks: list[Any],
     checkpoint_dir: str | None,
+    streaming: StreamingParams | None = None,
 ) -> Any:
     """Train the configured CNN with the shared loop, seeded so every run starts from the same weights.
 
-    The network takes the tables' image shape. ``augmentation`` as resolved for the
+    The training images are held in memory or streamed from their shards (a ``ShardedTable``), as
+    ``streaming`` decides (``training_images``). The network takes the tables' image shape. ``augmentation`` as resolved for the
     image source (``AugmentationParams.resolved``; a ``None`` left in it is off).
     Returns the loop's ``FitResult``.
     """
@@ -102,7 +166,7 @@ def fit_cnn(
     network = build_network(model, len(class_names), shape)
     return fit(
         network,
-        image_tensors(train_split, normalisation),
+        training_images(train_split, normalisation, streaming or StreamingParams()),
         image_tensors(val_split, normalisation),
         TrainConfig(**training.model_dump() | {"checkpoint_dir": checkpoint_dir}),
         callbacks=callbacks,

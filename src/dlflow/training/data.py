@@ -37,6 +37,10 @@ class TensorDataset:
     def __len__(self) -> int:
         return self.targets.shape[0]
 
+    @property
+    def device(self) -> torch.device:
+        return self.targets.device
+
     def batches(
         self,
         batch_size: int,

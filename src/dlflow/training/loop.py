@@ -48,6 +48,7 @@ from dlflow.training.runtime import (
     set_rng_state,
     usable_cores,
 )
+from dlflow.training.streaming import ShardStream
 
 logger = logging.getLogger("dlflow.training")
 
@@ -59,7 +60,7 @@ TrainLoss = Callable[[nn.Module, Features, torch.Tensor], tuple[torch.Tensor, to
 
 def fit(
     model: nn.Module,
-    train: TensorDataset,
+    train: TensorDataset | ShardStream,
     val: TensorDataset,
     config: TrainConfig,
     *,
@@ -73,7 +74,8 @@ def fit(
 
     Args:
         model: called as ``model(*features)``, returns logits ``(N, classes)``.
-        train, val: in-memory, non-empty datasets.
+        train, val: non-empty datasets: in memory, or (``train`` only) streamed from parquet
+            shards (``training.streaming.ShardStream``) for data larger than memory.
         config: the recipe.
         callbacks: told of the start, of every epoch and of the end.
         train_transform: ``(features, generator) -> features``, a batch
@@ -130,7 +132,7 @@ class _Training:
 
 
 def _fit(
-    world: World, model: nn.Module, train: TensorDataset, val: TensorDataset, config: TrainConfig, *,
+    world: World, model: nn.Module, train: TensorDataset | ShardStream, val: TensorDataset, config: TrainConfig, *,
     callbacks: Sequence[Callback], train_transform: TrainTransform | None, loss_fn: LossFn | None,
     training_loss: TrainLoss | None, checkpoint_path: Path | None,
 ) -> FitResult:  # fmt: skip
@@ -145,6 +147,8 @@ def _fit(
     # -- model, data, loss, optimizer, schedule, shuffling
     model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
     train, val = train.to(device), val.to(device)
+    if isinstance(train, ShardStream):
+        train = train.for_rank(world.rank, world.size)  # decodes only this process's slice of each global batch
     if loss_fn is None:
         loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     optimizer = make_optimizer(model, config)
@@ -210,7 +214,7 @@ def _train_one_epoch(
     world: World,
     net: nn.Module,
     training: _Training,
-    train: TensorDataset,
+    train: TensorDataset | ShardStream,
     config: TrainConfig,
     epoch: int,
     loss_fn: LossFn,
@@ -220,8 +224,8 @@ def _train_one_epoch(
     """One pass over ``train``: mean loss and accuracy (over all processes), samples trained on, last lr."""
     model, optimizer, scheduler, generator = training.model, training.optimizer, training.scheduler, training.generator
     model.train()
-    loss_sum = torch.zeros((), device=train.targets.device)
-    correct = torch.zeros((), device=train.targets.device, dtype=torch.long)
+    loss_sum = torch.zeros((), device=train.device)
+    correct = torch.zeros((), device=train.device, dtype=torch.long)
     seen = 0
     steps = math.ceil(len(train) / config.batch_size)
     batches = tqdm(
@@ -322,7 +326,7 @@ def _log_plan(
     world: World,
     model: nn.Module,
     device: torch.device,
-    train: TensorDataset,
+    train: TensorDataset | ShardStream,
     val: TensorDataset,
     config: TrainConfig,
     remaining: range,
@@ -333,9 +337,10 @@ def _log_plan(
         log("run already finished after epoch %d: nothing to train", progress.epoch)
         return
     log(
-        "training %s on %s%s: %d train / %d val samples, epochs %d-%d",
+        "training %s on %s%s: %d train%s / %d val samples, epochs %d-%d",
         type(model).__name__, device, f" x {world.size} processes" if world.size > 1 else "",
-        len(train), len(val), remaining[0], remaining[-1],
+        len(train), f" (streamed from {len(train.table.parts)} shards)" if isinstance(train, ShardStream) else "",
+        len(val), remaining[0], remaining[-1],
     )  # fmt: skip
     skipped = world.skipped_samples(len(train), config.batch_size)
     if skipped and world.is_main:

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dlflow.config import AugmentationParams, CnnModelParams, ImageDataParams, TrainingParams
+from dlflow.config import AugmentationParams, CnnModelParams, ImageDataParams, StreamingParams, TrainingParams
 from dlflow.sources.feedback import feedback_images
 from dlflow.sources.image_table import table_images, table_shape
+from dlflow.sources.sharded_table import ShardedTable  # at run time: Kedro reads the nodes' type hints
 from dlflow.sources.splits import stratified_indices
 from dlflow.tracking.context import RunContext  # at run time: Kedro reads the nodes' type hints
 from dlflow.tracking.records import mlflow_metrics
@@ -104,7 +105,7 @@ def _augmentation(augmentation: dict[str, Any], image_source: str) -> Augmentati
 
 
 def train_cnn(
-    train_split: pd.DataFrame,
+    train_split: ShardedTable | pd.DataFrame,
     val_split: pd.DataFrame,
     normalisation: dict[str, Any],
     class_names: list[str],
@@ -112,13 +113,15 @@ def train_cnn(
     training: dict[str, Any],
     augmentation: dict[str, Any],
     image_source: str,
+    streaming: dict[str, Any],
     checkpoints: str,
     run_context: RunContext,
 ) -> tuple[Any, list[dict[str, float]]]:
     """Train the configured CNN with the shared loop; return the model and its per-epoch history.
 
     The network fits the tables' image size and channels; random flips follow
-    ``cnn.augmentation.horizontal_flip`` (null: on for Fashion-MNIST only).
+    ``cnn.augmentation.horizontal_flip`` (null: on for Fashion-MNIST only). The training images
+    (``cnn_training_images``, parquet shards) are held in memory or streamed, as ``cnn.streaming`` says.
     Epochs are checkpointed under ``checkpoints`` (the catalog's ``cnn_checkpoints``) in a folder
     of this MLflow run's own, so only a re-opened run resumes from them.
     """
@@ -129,6 +132,7 @@ def train_cnn(
         train_split, val_split, normalisation, class_names,
         CnnModelParams.model_validate(model), TrainingParams.model_validate(training), _augmentation(augmentation, image_source),
         callbacks=[MlflowEpochLogger()], checkpoint_dir=run_context.checkpoint_dir(checkpoints),
+        streaming=StreamingParams.model_validate(streaming),
     )  # fmt: skip
     return result.model, [vars(record) for record in result.history]
 

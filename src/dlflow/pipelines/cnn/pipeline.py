@@ -39,7 +39,7 @@ def create_training_pipeline() -> Pipeline:
                 [
                     "cnn_training_images", "cnn_val_split", "cnn_normalisation", "image_class_names",
                     "params:cnn.model", "params:cnn.training", "params:cnn.augmentation", "params:image_source",
-                    "cnn_checkpoints", "run_context",
+                    "params:cnn.streaming", "cnn_checkpoints", "run_context",
                 ],
                 ["cnn_model", "cnn_training_history"],
                 name="train_cnn",
