@@ -28,6 +28,11 @@ process tree (``/proc`` sampled every 0.1 s; shared pages of forked workers coun
 
     DLFLOW_DATA_MIRROR=../shared/data python benchmarks/ingestion_benchmark.py [--rounds 3]
 
+``--memory`` runs issue 27's comparison instead (``memory``): peak RSS of the whole ``kedro run --pipeline
+ingestion`` process on 25,000 and 100,000 PNG files of Fashion-MNIST (repeated past its 70,000 images, one
+pixel changed per repeat), target peak(4x) <= 1.2 x peak(1x), and the rerun after one file changed; it is
+added to the results file under ``memory``.
+
 Writes ``benchmarks/results/ingestion_benchmark.json`` (``--output`` to change).
 """
 
@@ -102,11 +107,13 @@ def library(folder: Path, out: Path) -> None:
 
     defaults = {"image_size": SIZE, "channels": 3, "resize": "stretch", "test_fraction": 0.2, "split_seed": 42}
     options = parse("images", defaults | {"on_bad_file": "fail", "workers": None})
-    reader = ImageSourceDataset(source="folder", images_dir=str(folder), dataset_name="bench").load()
-    data = reader.read(**options.model_dump())
+    from dlflow.io import ParquetShardsDataset
+
     out.mkdir()
-    for split in ("train", "val", "test"):
-        getattr(data, split).to_parquet(out / f"{split}.parquet")
+    reader = ImageSourceDataset(source="folder", images_dir=str(folder), decoded_dir=str(out / "decoded"), dataset_name="bench")
+    data = reader.load().read(**options.model_dump())
+    for split in ("train", "val", "test"):  # the tables stream, a decoded shard at a time
+        ParquetShardsDataset(filepath=str(out / split)).save(getattr(data, split))
     print(f"{sum(len(getattr(data, s)) for s in ('train', 'val', 'test'))} images -> {out}")
 
 
@@ -262,6 +269,97 @@ def script_run(mode: str, folder: Path, root: Path, tag: str) -> dict:
     return result
 
 
+# ---------------------------------------------------------------- memory: 25,000 vs 100,000 files (issue 27)
+MEMORY_FILES = (25_000, 100_000)
+
+
+def build_fashion_folder(root: Path, mirror: Path, files: int, reuse: Path | None = None) -> Path:
+    """``files`` PNG files of Fashion-MNIST's 70,000 images (train then test, IDX from the mirror) in their 10 class
+    folders; past 70,000 the images repeat (``<n>-r<k>.png``), each repeat made distinct by one pixel (its
+    index in the pixel's value) so that the split sees no duplicates. The smaller folder is the first files: the
+    files of ``reuse`` (such a folder, built before) are hard-linked instead of written again."""
+    from PIL import Image
+
+    folder = root / f"fashion-{files}"
+    if folder.is_dir() and count_files(folder) == files:
+        return folder
+    fashion = mirror / "fashion-mnist"
+    images = np.concatenate([_idx(next(fashion.glob("train-images*"))), _idx(next(fashion.glob("t10k-images*")))])
+    labels = np.concatenate([_idx(next(fashion.glob("train-labels*"))), _idx(next(fashion.glob("t10k-labels*")))])
+    for name in FASHION_CLASSES:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    for n in range(files):
+        k, i = divmod(n, len(images))
+        pixels = images[i].copy()
+        if k:
+            pixels[0, 0] = (int(pixels[0, 0]) + k) % 256
+        relative = Path(FASHION_CLASSES[labels[i]]) / (f"{i:05d}-r{k}.png" if k else f"{i:05d}.png")
+        if (folder / relative).exists():
+            continue
+        if reuse is not None and (reuse / relative).exists():
+            os.link(reuse / relative, folder / relative)
+        else:
+            Image.fromarray(pixels, mode="L").save(folder / relative)
+    return folder
+
+
+def memory(root: Path, mirror: Path) -> dict:
+    """Peak RSS of ``kedro run --pipeline ingestion`` (the whole process, ``/usr/bin/time -v``) on 25,000 and
+    100,000 files in one project each, then the rerun after one file changed (node cache off: the decoded
+    shards alone decide what is decoded again)."""
+    from harness import make_project
+
+    results, folder = {}, None
+    for files in MEMORY_FILES:
+        started = time.time()
+        folder = build_fashion_folder(root, mirror, files, reuse=folder)
+        print(f"folder of {files} files ready in {time.time() - started:.0f} s", flush=True)
+        work = Path(tempfile.mkdtemp(prefix=f"dlflow-memory-{files}-", dir=root))
+        tracking_uri = f"sqlite:///{work / 'mlruns' / 'mlflow.db'}"
+        project = make_project(work, tracking_uri)
+        env = dict(os.environ) | {
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "DLFLOW_DATA_MIRROR": str(mirror),
+            "KEDRO_DISABLE_TELEMETRY": "true",
+        }
+        command = [
+            "kedro",
+            "run",
+            "--pipeline",
+            "ingestion",
+            "--params",
+            f"image_source=folder,images_dir={folder},cache.enabled=false",
+        ]
+        first = measure(command, project, env, work / "first.log")
+        changed = folder / FASHION_CLASSES[0] / sorted(os.listdir(folder / FASHION_CLASSES[0]))[0]
+        original = changed.read_bytes()
+        from PIL import Image
+
+        Image.fromarray(np.full((28, 28), 7, np.uint8), mode="L").save(changed)  # one file changed
+        try:
+            rerun = measure(command, project, env, work / "rerun.log")
+        finally:
+            changed.write_bytes(original)
+        report = json.loads(next(project.glob("data/08_reporting/*/ingestion_report.json")).read_text())
+        results[str(files)] = {
+            "files": files,
+            "command": " ".join(command),
+            "first": first,
+            "rerun_after_one_file_changed": rerun
+            | {"decoded_now": report.get("decoded_now"), "groups": report.get("decoded_groups")},
+        }
+        print(f"{files:>7} files: first run {first['wall_seconds']:.1f} s, peak RSS {first['max_process_rss_mb']:.0f} MB "
+              f"(tree {first['tree_rss_peak_mb']:.0f} MB); rerun after one file changed {rerun['wall_seconds']:.1f} s, "
+              f"decoded {report.get('decoded_now')}", flush=True)  # fmt: skip
+        shutil.rmtree(work, ignore_errors=True)
+    small, large = (results[str(n)]["first"]["max_process_rss_mb"] for n in MEMORY_FILES)
+    results["peak_ratio_4x_to_1x"] = large / small
+    results["target"] = "peak(100,000 files) <= 1.2 x peak(25,000 files)"
+    results["data"] = "Fashion-MNIST train+test (70,000) as grey PNG, repeated past 70,000 with one pixel changed per repeat"
+    print(f"peak RSS 100,000 / 25,000 files: {large:.0f} / {small:.0f} MB = {large / small:.2f}x (target <= 1.2x)")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plain", nargs=2, type=Path, metavar=("FOLDER", "OUT"), help="run the plain script only")
@@ -269,6 +367,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--folder-root", type=Path, default=None, help="where the folders are (built there if missing)")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--memory", action="store_true", help="only the memory comparison, 25,000 vs 100,000 files")
     args = parser.parse_args()
     if args.plain:
         plain(*args.plain)
@@ -284,6 +383,12 @@ def main() -> None:
     print_machine(machine)
     print(f"load average at start: {os.getloadavg()}", flush=True)
     root = args.folder_root or Path(tempfile.mkdtemp(prefix="dlflow-ingestion-bench-"))
+    if args.memory:  # added to the results file beside the speed comparison
+        found = memory(root, mirror) | {"machine": machine, "load_average_end": os.getloadavg()}
+        previous = json.loads(output.read_text()) if output.exists() else {}
+        output.write_text(json.dumps(previous | {"memory": found}, indent=2) + "\n")
+        print(f"written {output}")
+        return
     big, small = root / "images-big", root / "images-small"
     if not big.is_dir():
         started = time.time()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from kedro.io import DatasetError
 
 from dlflow.io import ImageSourceDataset, ParquetShardsDataset
+from dlflow.sources.idx import read_idx
 from dlflow.sources.image_table import image_table, table_images
 from tests.sources.image_folders import class_folders
 
@@ -61,9 +63,12 @@ def test_a_folder_source_reads_its_folder(tmp_path):
     root = class_folders(tmp_path / "My Photos", {"a": 5, "b": 5})
     dataset = ImageSourceDataset(source="folder", images_dir=str(root), dataset_name="my-photos")
     assert dataset.exists() and dataset._describe()["filepath"] == str(root)
+    dataset = ImageSourceDataset(source="folder", images_dir=str(root), raw_dir=str(tmp_path / "raw"), dataset_name="my-photos")
     splits = dataset.load().read(workers=1)
     assert splits.report["source"] == "folder" and splits.report["dataset_name"] == "my-photos"
-    assert len(splits.train) + len(splits.test) == 10
+    assert splits.report["decoded_dir"] == str(tmp_path / "raw" / "decoded" / "my-photos")
+    assert len(splits.train) + len(splits.test) == 10 and len(splits.train.read()) == len(splits.train)
+    assert sorted(splits.index["path"]) == sorted([*splits.train.read()["path"], *splits.test.read()["path"]])
     with pytest.raises(DatasetError, match="read-only"):
         dataset.save({})
     with pytest.raises(DatasetError, match="images_dir=/path/to/images"):
@@ -81,7 +86,19 @@ def test_a_registered_source_reads_its_idx_files_from_the_mirror(tmp_path, data_
     splits = reader.read()
     assert (len(splits.train), len(splits.val), len(splits.test)) == (60000, 0, 10000)
     assert splits.class_names[:2] == ["T-shirt/top", "Trouser"] and splits.report["channels"] == 1
-    assert table_images(splits.test.head(3)).shape == (3, 28, 28, 1)
+    test = ParquetShardsDataset(filepath=str(tmp_path / "test"))
+    test.save(splits.test)  # keyed parts of 10,000 images read in chunks: the rows of the whole files, in order
+    expected = image_table(read_idx(raw / "t10k-images-idx3-ubyte.gz"), read_idx(raw / "t10k-labels-idx1-ubyte.gz"))
+    pd.testing.assert_frame_equal(test.load(), expected)
+    assert table_images(test.load().head(3)).shape == (3, 28, 28, 1)
+    train = ParquetShardsDataset(filepath=str(tmp_path / "train"))
+    train.save(splits.train)
+    manifest = json.loads((tmp_path / "train" / "_parts.json").read_text())
+    assert manifest["rows"] == 60000 and len(manifest["parts"]) == 6 and manifest["reused"] == []
+    train.save(reader.read().train)  # the same files again: every part reused, nothing read
+    assert json.loads((tmp_path / "train" / "_parts.json").read_text())["reused"] == [key for key, _ in manifest["keys"]]
+    assert splits.index["split"].value_counts().to_dict() == {"train": 60000, "test": 10000}
+    assert (splits.index.loc[splits.index["split"] == "test", "label"].to_numpy() == expected["label"].to_numpy()).all()
     assert {p.name for p in raw.iterdir()} == {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}  # fmt: skip
     with pytest.raises(ValueError, match="apply to image_source=folder; fashion_mnist's images are 28x28 grey"):

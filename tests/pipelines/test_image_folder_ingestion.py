@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from dlflow.io import ImageSourceDataset
+from dlflow.io import ImageSourceDataset, ParquetShardsDataset
 from dlflow.pipelines.ingestion.nodes import find_image_leakage, image_data_metrics, ingest_images, summarise_image_data
 from dlflow.sources.image_folder import BadImageFilesError
 from dlflow.sources.image_table import table_images
@@ -34,19 +34,34 @@ def leaky_folder(root: Path) -> Path:
     return root
 
 
+def _saved(tmp_path: Path, tables) -> list[pd.DataFrame]:
+    """The tables as the catalog writes them (chunks, a decoded shard at a time) and reads them back."""
+    back = []
+    for split, table in zip(("train", "val", "test"), tables):
+        dataset = ParquetShardsDataset(filepath=str(tmp_path / "tables" / split))
+        dataset.save(table)
+        back.append(dataset.load())
+    return back
+
+
 def test_nodes_ingest_check_and_summarise_a_folder(tmp_path, caplog):
     root = leaky_folder(tmp_path / "Insects")
-    reader = ImageSourceDataset(source="folder", images_dir=str(root), dataset_name="insects").load()
-    train, val, test, class_names, report = ingest_images(reader, DEFAULTS)
+    reader = ImageSourceDataset(
+        source="folder", images_dir=str(root), raw_dir=str(tmp_path / "raw"), dataset_name="insects"
+    ).load()
+    *tables, class_names, report, index = ingest_images(reader, DEFAULTS)
+    train, val, test = _saved(tmp_path, tables)
     assert class_names == ["ant", "bee", "cow"] and (len(train), len(val), len(test)) == (21, 0, 8)
-    assert report["dataset_name"] == "insects" and report["skipped"] == 0
+    assert report["dataset_name"] == "insects" and report["skipped"] == 0 and report["decoded_now"]["files"] == 29
+    assert sorted(index.loc[index["split"] == "test", "path"]) == sorted(test["path"])  # the index lists the rows
     with caplog.at_level(logging.WARNING):
-        leakage = find_image_leakage(train, val, test)
+        leakage = find_image_leakage(index)
     assert leakage["leaked_images"] == 1 and "Leakage: 1 image(s)" in caplog.text and "train and test" in caplog.text
-    summary, figure = summarise_image_data(train, val, test, class_names, report, leakage)
+    summary, figure = summarise_image_data(index, class_names, report, leakage)
     assert summary["class_counts"] == {"train": {"ant": 12, "bee": 6, "cow": 3}, "test": {"ant": 4, "bee": 3, "cow": 1}}
     assert summary["imbalance_ratio"] == {"train": 4.0, "test": 4.0, "all": 16 / 4}
     assert (summary["image_size"], summary["channels"], summary["source"]) == ([16, 20], 3, "folder")
+    assert table_images(train).shape == (21, 16, 20, 3)
     assert summary["leaked_images"] == 1 and summary["num_val"] == 0
     assert [p.get_height() for p in figure.axes[0].patches] == [12, 6, 3, 4, 3, 1]
     metrics = image_data_metrics(summary)
@@ -59,10 +74,11 @@ def test_nodes_ingest_check_and_summarise_a_folder(tmp_path, caplog):
 def test_nodes_refuse_bad_files_or_skip_them(tmp_path):
     root = class_folders(tmp_path / "shots", {"a": 5, "b": 5})
     bad_files(root / "a")
-    reader = ImageSourceDataset(source="folder", images_dir=str(root)).load()
+    reader = ImageSourceDataset(source="folder", images_dir=str(root), raw_dir=str(tmp_path / "raw")).load()
     with pytest.raises(BadImageFilesError, match="5 file"):
         ingest_images(reader, DEFAULTS)
-    train, _, test, _, report = ingest_images(reader, DEFAULTS | {"on_bad_file": "skip", "image_size": "8x12"})
+    *tables, _, report, _ = ingest_images(reader, DEFAULTS | {"on_bad_file": "skip", "image_size": "8x12"})
+    train, _, test = _saved(tmp_path, tables)
     assert report["skipped"] == 5 and len(train) + len(test) == 10
     assert table_images(train).shape[1:] == (8, 12, 3)
 
@@ -77,7 +93,7 @@ def test_kedro_run_ingests_a_folder_into_mlflow(kedro_project: Path, tmp_path: P
     with pytest.raises(BadImageFilesError) as caught:
         run_pipeline("ingestion", **folder)
     assert "train/ant/truncated.png: corrupt or truncated" in str(caught.value)
-    assert not Path("data/02_intermediate/field-insects").exists()
+    assert not Path("data/02_intermediate/field-insects").exists()  # (the decoded shards are kept, in 01_raw)
 
     # skipped instead: counted, listed, and the run's data is in MLflow
     run_pipeline("ingestion", **folder, **{"images.on_bad_file": "skip"})

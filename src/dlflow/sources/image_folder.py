@@ -120,6 +120,7 @@ class ImageSplits:
     test: Any
     class_names: list[str]
     report: dict[str, Any] = field(default_factory=dict)
+    index: Any = None  # pandas.DataFrame or None: split, label (, path, sha256) of every row, in table order
 
 
 # --------------------------------------------------------------------------- scanning
@@ -384,6 +385,48 @@ def read_image_folder(
     results = decode_files(
         scan.root, scan.paths, size=given_size, channels=channels, resize=resize, workers=workers, progress=progress
     )
+    plan = plan_tables(scan, results, given_size=given_size, channels=channels, resize=resize,
+                       test_fraction=test_fraction, split_seed=split_seed, on_bad_file=on_bad_file)  # fmt: skip
+    pixels = _finish_pixels(scan, results, plan, workers, progress)
+    labels = scan.labels[plan.good]
+    tables = {split: _table(plan.split_of == split, pixels, labels, plan.paths, plan.digests, plan.shape) for split in SPLITS}
+    elapsed = time.perf_counter() - started
+    logger.info(
+        "Ingested %d images (%dx%dx%d) in %.1f s (%.0f images/s): %s",
+        len(plan.good), *plan.shape, elapsed, len(plan.good) / max(elapsed, 1e-9),
+        ", ".join(f"{len(tables[s])} {s}" for s in SPLITS),
+    )  # fmt: skip
+    report = {**plan.report, "seconds": round(elapsed, 2)}
+    return ImageSplits(tables["train"], tables["val"], tables["test"], list(scan.class_names), report)
+
+
+@dataclass(frozen=True)
+class FolderPlan:
+    """What the decoded files' sizes, colours, digests and errors decide: the good files (indices into the
+    scan), the tables' shape, each good file's split, and the ingestion report."""
+
+    good: np.ndarray  # int64 indices into scan.paths
+    shape: tuple[int, int, int]  # (height, width, channels) of every table row
+    resized_already: bool  # decoded at the size given in the parameters
+    split_of: np.ndarray  # per good file: "train", "val" or "test"
+    paths: list[str]
+    digests: list[str]
+    report: dict[str, Any]
+
+
+def plan_tables(
+    scan: FolderScan,
+    results: Sequence[tuple],
+    *,
+    given_size: tuple[int, int] | None,
+    channels: int | None,
+    resize: ResizePolicy,
+    test_fraction: float,
+    split_seed: int,
+    on_bad_file: OnBadFile,
+) -> FolderPlan:
+    """Decide the tables from each file's ``_decode_one`` tuple (the pixels are not looked at): bad files
+    (``BadImageFilesError`` unless ``on_bad_file="skip"``), the size and channels, and the splits."""
     bad = [BadFile(path, result[6]) for path, result in zip(scan.paths, results) if result[6] is not None]
     if bad and on_bad_file == "fail":
         raise BadImageFilesError(scan.root, bad)
@@ -409,18 +452,9 @@ def read_image_folder(
         else "data: " + ("RGB, some images are in colour" if colour_images else "grey, no image is in colour")
     )
     channels = channels or (3 if colour_images else 1)
-    pixels = _finish_pixels(scan, results, good, size, channels, resize, workers, progress, given_size is not None)
     digests = [results[i][0] for i in good]
-    paths = [scan.paths[i] for i in good]
     labels = scan.labels[good]
     split_of = _assign_splits(np.array([scan.splits[i] for i in good], dtype=object), labels, digests, test_fraction, split_seed)
-    tables = {split: _table(split_of == split, pixels, labels, paths, digests, (*size, channels)) for split in SPLITS}
-    elapsed = time.perf_counter() - started
-    logger.info(
-        "Ingested %d images (%dx%dx%d) in %.1f s (%.0f images/s): %s",
-        len(good), size[0], size[1], channels, elapsed, len(good) / max(elapsed, 1e-9),
-        ", ".join(f"{len(tables[s])} {s}" for s in SPLITS),
-    )  # fmt: skip
     report = {
         "source": "folder",
         "images_dir": str(scan.root),
@@ -443,33 +477,41 @@ def read_image_folder(
         "resized": int(sum(n for hw, n in native.items() if hw != tuple(size))),
         "sizes_found": {f"{h}x{w}": n for (h, w), n in native.most_common(10)},
         "class_names": list(scan.class_names),
-        "seconds": round(elapsed, 2),
     }  # fmt: skip
-    return ImageSplits(tables["train"], tables["val"], tables["test"], list(scan.class_names), report)
+    paths = [scan.paths[i] for i in good]
+    return FolderPlan(good, (*size, channels), given_size is not None, split_of, paths, digests, report)
 
 
-def _finish_pixels(scan, results, good, size, channels, resize, workers, progress, resized_already: bool) -> list[bytes]:
-    """Each good file's pixels at ``size`` and ``channels``: the first pass's where they fit, the rest decoded again."""
-    pixels: list[bytes | None] = []
-    again: list[int] = []
-    for k, i in enumerate(good):
-        _, h, w, c, _, kept, _ = results[i]
-        if kept is None or (not resized_already and (h, w) != tuple(size)):
-            pixels.append(None)
-            again.append(k)
-        elif c != channels:  # a grey image among colour ones: Pillow's L -> RGB copies the value
-            pixels.append(np.repeat(np.frombuffer(kept, np.uint8), 3).tobytes())
-        else:
-            pixels.append(kept)
+def final_pixels(result: tuple, plan: FolderPlan) -> bytes | None:
+    """A good file's table pixels from its first-pass ``_decode_one`` tuple; None when it must be decoded again
+    at the plan's size (its pixels were too large to keep, or of another size)."""
+    _, h, w, c, _, kept, _ = result
+    if kept is None or (not plan.resized_already and (h, w) != plan.shape[:2]):
+        return None
+    if c != plan.shape[2]:  # a grey image among colour ones: Pillow's L -> RGB copies the value
+        return np.repeat(np.frombuffer(kept, np.uint8), 3).tobytes()
+    return kept
+
+
+def decode_again(root: Path, paths: Sequence[str], plan: FolderPlan, workers: int | None, progress: bool) -> list[bytes]:
+    """``paths``' pixels decoded at the plan's size and channels; ``ImageFolderError`` if one no longer decodes."""
+    logger.info("Resizing %d image(s) to %dx%d (%s)", len(paths), *plan.shape[:2], plan.report["resize"])
+    redone = decode_files(root, paths, size=plan.shape[:2], channels=plan.shape[2], resize=plan.report["resize"],
+                          workers=workers, progress=progress, desc="resizing images")  # fmt: skip
+    for path, result in zip(paths, redone):
+        if result[6] is not None or result[5] is None:  # changed on disk since the first pass
+            raise ImageFolderError(f"{root / path} changed while it was read: {result[6]}")
+    return [result[5] for result in redone]
+
+
+def _finish_pixels(scan: FolderScan, results, plan: FolderPlan, workers, progress) -> list[bytes]:
+    """Each good file's pixels at the plan's shape: the first pass's where they fit, the rest decoded again."""
+    pixels = [final_pixels(results[i], plan) for i in plan.good]
+    again = [k for k, value in enumerate(pixels) if value is None]
     if again:
-        logger.info("Resizing %d image(s) to %dx%d (%s)", len(again), size[0], size[1], resize)
-        paths = [scan.paths[good[k]] for k in again]
-        redone = decode_files(scan.root, paths, size=tuple(size), channels=channels, resize=resize, workers=workers,
-                              progress=progress, desc="resizing images")  # fmt: skip
-        for k, path, result in zip(again, paths, redone):
-            if result[6] is not None or result[5] is None:  # changed on disk since the first pass
-                raise ImageFolderError(f"{scan.root / path} changed while it was read: {result[6]}")
-            pixels[k] = result[5]
+        redone = decode_again(scan.root, [plan.paths[k] for k in again], plan, workers, progress)
+        for k, value in zip(again, redone):
+            pixels[k] = value
     return pixels  # type: ignore[return-value]
 
 

@@ -5,16 +5,17 @@ from kedro.pipeline import Pipeline, node, pipeline
 from .nodes import find_image_leakage, image_data_metrics, ingest_images, summarise_image_data
 
 TABLES = ["image_train_intermediate", "image_val_intermediate", "image_test_intermediate"]
+INDEX = "image_index_intermediate"  # every row's split, label (, path, sha256): the checks read this, not the pixels
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return pipeline(
         [
-            node(ingest_images, ["image_raw", "params:images"], [*TABLES, "image_class_names", "image_ingestion_report"], name="ingest_images"),
-            node(find_image_leakage, TABLES, "image_leakage", name="find_image_leakage"),
+            node(ingest_images, ["image_raw", "params:images"], [*TABLES, "image_class_names", "image_ingestion_report", INDEX], name="ingest_images"),
+            node(find_image_leakage, INDEX, "image_leakage", name="find_image_leakage"),
             node(
                 summarise_image_data,
-                [*TABLES, "image_class_names", "image_ingestion_report", "image_leakage"],
+                [INDEX, "image_class_names", "image_ingestion_report", "image_leakage"],
                 ["image_data_summary", "image_class_distribution_plot"],
                 name="summarise_image_data",
             ),
