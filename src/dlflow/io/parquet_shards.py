@@ -279,6 +279,12 @@ class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             for name, (key, fingerprint) in zip(manifest["parts"], manifest.get("keys", []))
         }
 
+    def relocated(self, folder: Path) -> ParquetShardsDataset:
+        """The same table kept at ``folder`` instead: the same parts, and loaded as this one loads (lazy or not)."""
+        return ParquetShardsDataset(
+            filepath=str(folder), part_bytes=self._part_bytes, lazy=self._lazy, save_args=self._save_args, metadata=self.metadata
+        )
+
     def _exists(self) -> bool:
         return bool(self.parts())
 

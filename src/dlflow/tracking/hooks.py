@@ -17,6 +17,7 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 
+from dlflow.io.parquet_shards import ParquetShardsDataset
 from dlflow.tracking.credentials import export_kedro_credentials
 from dlflow.tracking.lineage import git_state, table_digest
 from dlflow.tracking.records import log_table_input
@@ -92,15 +93,24 @@ def _silence_secondary_rank() -> None:
 
 
 class SecondaryRankOutputsHook:
-    """Under ``torchrun``, rank 0 alone writes outputs: on the other ranks every data set
-    the pipeline produces is kept in memory (each rank still computes what it needs)."""
+    """Under ``torchrun``, rank 0 alone writes the project's outputs: on the other ranks every data
+    set the pipeline produces is kept in memory (each rank still computes what it needs), except the
+    parquet-shard tables, which go to a folder of the rank's own: what a node saves there (chunks,
+    keyed parts) is not what the next node loads (a DataFrame, or a lazy ``ShardedTable``), so every
+    rank must load them as rank 0 does, or the ranks would train on different batches."""
 
     @hook_impl
     def before_pipeline_run(self, pipeline, catalog) -> None:
         if launcher_rank() == 0:
             return
+        private = None
         for name in pipeline.all_outputs():
-            catalog[name] = MemoryDataset(copy_mode="assign")
+            dataset = catalog[name] if name in catalog else None
+            if isinstance(dataset, ParquetShardsDataset):
+                private = private or Path(tempfile.mkdtemp(prefix=f"dlflow-rank{launcher_rank()}-tables-"))
+                catalog[name] = dataset.relocated(private / name)
+            else:
+                catalog[name] = MemoryDataset(copy_mode="assign")
 
 
 class RunIdentityHook:
