@@ -54,7 +54,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness import AVX2_ENV, REPO, add_emulate_avx2_argument, describe_machine, make_project, median_run, print_machine, timed
+from harness import (
+    AVX2_ENV,
+    REPO,
+    add_emulate_avx2_argument,
+    describe_machine,
+    make_project,
+    median_run,
+    pipeline_end,
+    print_machine,
+    timed,
+)
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -145,12 +155,7 @@ def breakdown(timings: dict, times: dict) -> dict[str, float]:
     nodes = timings["nodes"]
     phases = {name: sum(nodes.get(n, 0.0) for n in members) for name, members in PHASES.items()}
     known = {n for members in PHASES.values() for n in members}
-    pipeline_end = (
-        timings["process_started"]
-        + timings["startup_seconds"]
-        + timings["pipeline_seconds"]
-        - timings["before_first_node_seconds"]
-    )
+    end = pipeline_end(timings)
     return {
         "start-up": timings["startup_seconds"],
         **phases,
@@ -158,7 +163,7 @@ def breakdown(timings: dict, times: dict) -> dict[str, float]:
         "loading data sets": timings["loading_seconds"],
         "saving data sets": timings["saving_seconds"],
         "hooks, tracking, cache": timings["other_seconds"],
-        "closing the run, exit": max(0.0, times["ended"] - pipeline_end),
+        "closing the run, exit": max(0.0, times["ended"] - end),
     }
 
 

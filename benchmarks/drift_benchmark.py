@@ -727,7 +727,7 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     import mlflow
     import torch
-    from harness import describe_machine, make_project, print_machine
+    from harness import describe_machine, print_machine, project_workdir
 
     torch.set_num_threads(os.cpu_count() or 1)
     mirror = Path(os.environ.get("DLFLOW_DATA_MIRROR", HERE.parent.parent / "shared" / "data")).resolve()
@@ -736,12 +736,7 @@ def main() -> None:
     machine = describe_machine()
     print_machine(machine)
     print(f"load average {os.getloadavg()[0]:.2f}; {' '.join(sys.argv)}", flush=True)
-    workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="dlflow-drift-bench-"))).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    tracking_uri = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
-    project = workdir / "project"
-    if not project.exists():
-        make_project(workdir, tracking_uri)
+    workdir, tracking_uri, project = project_workdir(args.workdir, "dlflow-drift-bench-")
     env = dict(os.environ) | {
         "MLFLOW_TRACKING_URI": tracking_uri,
         "DLFLOW_DATA_MIRROR": str(mirror),

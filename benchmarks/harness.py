@@ -7,12 +7,14 @@ folder on ``sys.path``).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -94,6 +96,35 @@ def make_project(root: Path, tracking_uri: str) -> Path:
 
     MlflowClient(tracking_uri=tracking_uri).search_experiments()  # creates the store's tables
     return project
+
+
+def project_workdir(workdir: Path | None, prefix: str) -> tuple[Path, str, Path]:
+    """``(workdir, tracking URI, project)``: ``workdir`` (a new temporary folder when None) holding a fresh
+    project copy and its SQLite MLflow store, made on first use and reused by a later run given the same folder."""
+    workdir = (workdir or Path(tempfile.mkdtemp(prefix=prefix))).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    tracking_uri = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
+    project = workdir / "project"
+    if not project.exists():
+        make_project(workdir, tracking_uri)
+    return workdir, tracking_uri, project
+
+
+def pipeline_end(timings: dict) -> float:
+    """The wall-clock time a ``kedro run``'s pipeline ended, from its ``timings.json`` (``TimingHook``)."""
+    return (
+        timings["process_started"]
+        + timings["startup_seconds"]
+        + timings["pipeline_seconds"]
+        - timings["before_first_node_seconds"]
+    )
+
+
+def write_results(path: Path, results: dict) -> None:
+    """``results`` as indented JSON at ``path`` (its folder made), and say so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"written: {path}", flush=True)
 
 
 def median_run(found: list[dict]) -> dict:
