@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dlflow.io import LabelledTextDataset, TextCorpusDataset
+from dlflow.io import LabelledTextDataset, TextCorpusDataset, TokenIdsDataset
 from dlflow.pipelines.text.nodes import build_text_corpus, build_vocabulary, prepare_labelled_sentences
 from dlflow.sources.errors import DataValidationError
 from dlflow.text import Vocabulary, tokenize
@@ -19,6 +19,14 @@ VOCABULARY = {"min_count": 1}
 def corpus_of(labelled, subjectivity, movie_reviews, brown, user, corpora, corpus_repeats=None):
     """``build_text_corpus`` with what ``params:text.corpora`` / ``corpus_repeats`` / ``max_corpus_sentences`` give it."""
     return build_text_corpus(labelled, subjectivity, movie_reviews, brown, user, corpora, corpus_repeats or {}, None)
+
+
+def saved(stream, folder: Path) -> list[list[str]]:
+    """The corpus as the catalog's ``text_corpus`` stores it (token ids on disk), read back as token lists."""
+    dataset = TokenIdsDataset(filepath=str(folder / "corpus"))
+    dataset.save(stream)
+    corpus = dataset.load()
+    return [[corpus.words[i] for i in sentence] for sentence in corpus.sentences()]
 
 
 def never_read():
@@ -35,10 +43,15 @@ def test_user_corpus_is_read_lazily_and_only_when_chosen(tmp_path):
     mr = pd.DataFrame({"sentence": ["never used"], "label": [1], "fold": [0]})
 
     corpus = corpus_of(mr, never_read, never_read, never_read, user, ["user"])
-    assert corpus["tokens"].tolist() == [["the", "cat", "sat"], ["the", "dog", "ran", "!"], ["a", "cat", "and", "a", "dog"]]
+    expected = [["the", "cat", "sat"], ["the", "dog", "ran", "!"], ["a", "cat", "and", "a", "dog"]]
+    assert saved(corpus, tmp_path) == expected
 
-    vocabulary = Vocabulary.from_dict(build_vocabulary(corpus, VOCABULARY))
+    on_disk = TokenIdsDataset(filepath=str(tmp_path / "corpus")).load()
+    vocabulary = Vocabulary.from_dict(build_vocabulary(on_disk, VOCABULARY))
     assert vocabulary.words[:4] == ("<pad>", "<unk>", "a", "cat")  # by count, ties alphabetical
+    assert vocabulary == Vocabulary.build(expected)  # counted in the corpus' one pass, as if from the token lists
+    streamed = corpus_of(mr, never_read, never_read, never_read, user, ["user"])  # not saved: counted on the way
+    assert Vocabulary.from_dict(build_vocabulary(streamed, VOCABULARY)) == vocabulary
 
 
 def test_unknown_corpus_name_is_rejected_before_reading():
@@ -46,12 +59,12 @@ def test_unknown_corpus_name_is_rejected_before_reading():
         corpus_of(pd.DataFrame(), never_read, never_read, never_read, never_read, ["wikipedia"])
 
 
-def test_corpus_repeats_weigh_in_domain_text_and_reject_zero():
+def test_corpus_repeats_weigh_in_domain_text_and_reject_zero(tmp_path):
     mr = pd.DataFrame({"sentence": ["A fine film ."], "label": [1], "fold": [0]})
     subjectivity = lambda: ["The plot thickens ."]  # noqa: E731
     corpus = corpus_of(mr, subjectivity, never_read, never_read, never_read, ["labelled", "subjectivity"], {"labelled": 3})
-    assert corpus["tokens"].map(" ".join).tolist().count("a fine film") == 3
-    assert corpus["tokens"].map(" ".join).tolist().count("the plot thickens") == 1
+    lines = [" ".join(tokens) for tokens in saved(corpus, tmp_path)]
+    assert lines == ["a fine film"] * 3 + ["the plot thickens"]
 
     with pytest.raises(ValueError, match="corpus_repeats"):
         corpus_of(mr, subjectivity, never_read, never_read, never_read, ["labelled", "subjectivity"], {"labelled": 0})
@@ -85,9 +98,11 @@ def test_a_multi_class_table_gets_stratified_folds_and_feeds_the_corpus(tmp_path
 
     # text.corpora's `labelled`: the table's own sentences take MR's place in the Word2Vec corpus
     user = lambda: ["an unlabelled sentence of the user ."]  # noqa: E731
-    corpus = corpus_of(sentences, never_read, never_read, never_read, user, ["labelled", "user"], {"labelled": 2})
-    assert len(corpus) == 2 * 60 + 1 and corpus["tokens"].iloc[-1] == tokenize("an unlabelled sentence of the user .")
-    assert corpus["tokens"].tolist()[:60] == [tokenize(s) for s in sentences["sentence"]]
+    corpus = saved(
+        corpus_of(sentences, never_read, never_read, never_read, user, ["labelled", "user"], {"labelled": 2}), tmp_path
+    )
+    assert len(corpus) == 2 * 60 + 1 and corpus[-1] == tokenize("an unlabelled sentence of the user .")
+    assert corpus[:60] == [tokenize(s) for s in sentences["sentence"]]
 
 
 def test_a_class_too_small_for_the_folds_is_refused_by_name_and_count(tmp_path: Path) -> None:

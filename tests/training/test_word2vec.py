@@ -10,7 +10,9 @@ from dlflow.models.word2vec import Word2Vec
 from dlflow.training.word2vec import (
     Word2VecConfig,
     Word2VecResult,
+    _ArraySource,
     _Corpus,
+    _feed,
     _jobs,
     _prepare_job,
     keep_probabilities,
@@ -30,6 +32,14 @@ def topic_corpus(n_sentences: int = 1500, length: int = 8, seed: int = 0):
     offsets = np.arange(0, n_sentences * length + 1, length, dtype=np.int64)
     counts = np.bincount(ids, minlength=1 + 2 * TOPIC_SIZE).astype(np.int64)
     return ids.astype(np.int32), offsets, counts
+
+
+def one_job(ids: np.ndarray, offsets: np.ndarray, counts: np.ndarray, config: Word2VecConfig):
+    """The corpus as the torch engine sees it, and its first job holding every token."""
+    source = _ArraySource(ids.astype(np.int32), np.asarray(offsets, dtype=np.int64))
+    corpus = _Corpus(source, counts, config, np.where(counts > 0, np.arange(len(counts)), -1).astype(np.int32))
+    job = next(_feed(source, _jobs(len(ids), Word2VecConfig(batch_words=len(ids), epochs=1)), len(ids)))
+    return corpus, job
 
 
 def topic_margin(vectors: np.ndarray) -> tuple[float, float]:
@@ -107,7 +117,7 @@ def test_learning_rate_decays_linearly_and_progress_is_reported() -> None:
     np.testing.assert_allclose(lr, 0.05 - (0.05 - 0.001) * progress, rtol=1e-9)
     assert lr[-1] == pytest.approx(0.001)
     # and the rate each job actually uses is the same straight line over all words of all epochs
-    jobs = _jobs(len(ids), config)
+    jobs = list(_jobs(len(ids), config))
     starts = np.array([j.epoch * len(ids) + j.start for j in jobs]) / (3 * len(ids))
     np.testing.assert_allclose([j.lr for j in jobs], 0.05 - 0.049 * starts)
     assert all(np.isfinite(e["loss"]) for e in events[1:])
@@ -129,9 +139,7 @@ def test_subsampling_drops_frequent_words_and_keeps_rare_ones() -> None:
     ids = rng.permutation(ids)
     offsets = np.array([0, len(ids)])
     config = Word2VecConfig(sample=1e-2, window=2)  # threshold 51 occurrences
-    corpus_counts = np.bincount(ids, minlength=5)
-    corpus = _Corpus(ids, offsets, corpus_counts, config)
-    job = _jobs(len(ids), Word2VecConfig(batch_words=len(ids), epochs=1))[0]
+    corpus, job = one_job(ids, offsets, np.bincount(ids, minlength=5), config)
     prepared = _prepare_job(corpus, job, rng)
     kept = np.bincount(prepared["centres"], minlength=5)
     assert kept[3] == 50 and kept[4] == 50
@@ -144,8 +152,7 @@ def test_windows_stop_at_sentence_boundaries() -> None:
     offsets = np.array([0, 3, 4, 9])
     sentence_of = {1: 0, 2: 0, 3: 0, 4: 1, 5: 2, 6: 2, 7: 2, 8: 2, 9: 2}
     config = Word2VecConfig(sample=0, window=5)
-    corpus = _Corpus(ids, offsets, np.bincount(ids, minlength=10), config)
-    job = _jobs(len(ids), Word2VecConfig(batch_words=100, epochs=1))[0]
+    corpus, job = one_job(ids, offsets, np.bincount(ids, minlength=10), config)
     seen = set()
     for seed in range(30):
         prepared = _prepare_job(corpus, job, np.random.default_rng(seed))

@@ -7,6 +7,7 @@ from dlflow.io.image_source import ImageSourceDataset
 from dlflow.io.inference_inputs import ImagesFileDataset, SentencesFileDataset
 from dlflow.io.parquet_shards import ParquetShardsDataset
 from dlflow.io.text_datasets import LabelledTextDataset, PolarityDataset, TextCorpusDataset
+from dlflow.io.token_ids import TokenIdsDataset
 from dlflow.io.word2vec_format import Word2VecTextDataset
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     "SentencesFileDataset",
     "PolarityDataset",
     "TextCorpusDataset",
+    "TokenIdsDataset",
     "Word2VecTextDataset",
 ]

@@ -32,7 +32,7 @@ Example catalog entries::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -177,11 +177,14 @@ class LabelledTextDataset(RawInputDataset):
 
 
 class TextCorpusDataset(RawInputDataset):
-    """A corpus as a list of raw sentences (lines, or 1,000-token chunks of a text8 file).
+    """A corpus as raw sentences (lines, or 1,000-token chunks of a text8 file).
 
-    With ``lazy: true`` loading returns a function that reads the corpus when
-    called (as ``PartitionedDataset`` does), so a node can take every corpus
-    as input and read only the ones its parameters select.
+    Loading returns the list of sentences; with ``lazy: true`` it returns a function
+    instead (as ``PartitionedDataset`` does) whose every call streams the corpus
+    afresh, a sentence at a time, so a node can take every corpus as input, read
+    only the ones its parameters select, and read a corpus of any size in constant
+    memory. Either way an undecodable file is refused by name (with the line and
+    byte, and the parameter to set), whenever the reading reaches it.
     """
 
     def __init__(
@@ -224,18 +227,28 @@ class TextCorpusDataset(RawInputDataset):
         self._format = format
         self._lazy = lazy
 
-    def load(self) -> list[str] | Callable[[], list[str]]:
-        return self._read if self._lazy else self._read()
+    def load(self) -> list[str] | Callable[[], Iterator[str]]:
+        return self._stream if self._lazy else list(self._stream())
 
-    def _read(self) -> list[str]:
+    def _stream(self) -> Iterator[str]:
+        """The sentences, read as they are consumed (the corpus' files and format are checked at once)."""
         if self._source is not None:
             fetch_corpus(self._source, self._filepath, mirror=self._mirror)
         try:
-            return list(read_corpus(self._filepath, encoding=self._encoding, format=self._format))
+            sentences = read_corpus(self._filepath, encoding=self._encoding, format=self._format)
         except UndecodableTextError as error:
-            if self._encoding_parameter is None:
-                raise
-            raise error.with_setting(f"--params {self._encoding_parameter}") from None
+            raise self._named(error) from None
+        return self._named_errors(sentences)
+
+    def _named_errors(self, sentences: Iterator[str]) -> Iterator[str]:
+        try:
+            yield from sentences
+        except UndecodableTextError as error:
+            raise self._named(error) from None
+
+    def _named(self, error: UndecodableTextError) -> UndecodableTextError:
+        """The error, naming the runtime parameter to set where there is one."""
+        return error if self._encoding_parameter is None else error.with_setting(f"--params {self._encoding_parameter}")
 
     def _settings(self) -> dict[str, Any]:
         return {"source": self._source, "encoding": self._encoding, "format": self._format}

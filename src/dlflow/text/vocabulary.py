@@ -22,6 +22,18 @@ SPECIALS = (PAD, UNK)
 _FORMAT = "dlflow.vocabulary/1"
 
 
+def _check_limits(min_count: object, max_size: object) -> None:
+    if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
+        raise ValueError(f"min_count must be an integer >= 1, not {min_count!r}")
+    if max_size is not None and (
+        isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < len(SPECIALS) + 1
+    ):
+        raise ValueError(
+            f"max_size must be None or an integer >= {len(SPECIALS) + 1} (it counts the special tokens "
+            f"{', '.join(SPECIALS)}), not {max_size!r}"
+        )
+
+
 class Vocabulary:
     """An immutable, ordered word list with counts; id ``i`` is ``words[i]``."""
 
@@ -53,21 +65,11 @@ class Vocabulary:
 
     @classmethod
     def build(cls, token_lists: Iterable[Sequence[str]], *, min_count: int = 1, max_size: int | None = None) -> Vocabulary:
-        """Count the tokens and keep those seen at least ``min_count`` times.
+        """Count the tokens and keep those seen at least ``min_count`` times (see :meth:`from_counts`).
 
-        ``max_size`` caps ``len(vocabulary)``, the two special tokens included
-        (so at most ``max_size - 2`` words: the most frequent ones). Literal
-        ``<pad>``/``<unk>`` tokens in the input are not counted.
+        Literal ``<pad>``/``<unk>`` tokens in the input are not counted.
         """
-        if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
-            raise ValueError(f"min_count must be an integer >= 1, not {min_count!r}")
-        if max_size is not None and (
-            isinstance(max_size, bool) or not isinstance(max_size, (int, np.integer)) or max_size < len(SPECIALS) + 1
-        ):
-            raise ValueError(
-                f"max_size must be None or an integer >= {len(SPECIALS) + 1} (it counts the special tokens "
-                f"{', '.join(SPECIALS)}), not {max_size!r}"
-            )
+        _check_limits(min_count, max_size)
         if isinstance(token_lists, str):
             raise TypeError("Vocabulary.build takes an iterable of token lists, not a string")
         counter: Counter[str] = Counter()
@@ -75,9 +77,27 @@ class Vocabulary:
             if isinstance(tokens, str):
                 raise TypeError(f"Vocabulary.build takes token lists, got the string {tokens[:40]!r}")
             counter.update(tokens)
-        for special in SPECIALS:
-            counter.pop(special, None)
-        kept = sorted(((w, c) for w, c in counter.items() if c >= min_count), key=lambda wc: (-wc[1], wc[0]))
+        return cls.from_counts(list(counter), list(counter.values()), min_count=min_count, max_size=max_size)
+
+    @classmethod
+    def from_counts(
+        cls, words: Sequence[str], counts: Sequence[int] | np.ndarray, *, min_count: int = 1, max_size: int | None = None
+    ) -> Vocabulary:
+        """The vocabulary of a corpus already counted: ``counts[i]`` occurrences of the distinct token ``words[i]``.
+
+        Keeps the words seen at least ``min_count`` times, most frequent first, ties broken
+        alphabetically (so ids depend on the counts only, not on the order given). ``max_size``
+        caps ``len(vocabulary)``, the two special tokens included (so at most ``max_size - 2``
+        words: the most frequent ones). Literal ``<pad>``/``<unk>`` entries are left out.
+        """
+        _check_limits(min_count, max_size)
+        counts = np.asarray(counts, dtype=np.int64)
+        if counts.shape != (len(words),):
+            raise ValueError(f"from_counts needs one count per word: {len(words)} words, counts of shape {counts.shape}")
+        kept = sorted(
+            ((w, int(c)) for w, c in zip(words, counts.tolist()) if c >= min_count and w not in SPECIALS),
+            key=lambda wc: (-wc[1], wc[0]),
+        )
         if max_size is not None:
             kept = kept[: max_size - len(SPECIALS)]
         return cls(
@@ -129,6 +149,17 @@ class Vocabulary:
             raise TypeError("encode takes a list of tokens, not a string: tokenize it first")
         get = self._index.get
         return np.fromiter((get(t, UNK_ID) for t in tokens), dtype=np.int32, count=len(tokens))
+
+    def type_map(self, types: Sequence[str]) -> np.ndarray:
+        """For a corpus stored as type ids (``dlflow.text.token_ids``, type ``i`` is ``types[i]``): the
+        vocabulary id of each type (int32), or ``-1`` where the type is not one of the vocabulary's words
+        (too rare, or a literal special token), which Word2Vec then drops as ``encode_corpus`` does."""
+        if isinstance(types, str):
+            raise TypeError("type_map takes the list of a corpus' types, not a string")
+        get = self._index.get
+        ids = np.fromiter((get(t, -1) for t in types), dtype=np.int32, count=len(types))
+        ids[ids < len(SPECIALS)] = -1
+        return ids
 
     def decode(self, ids: Iterable[int] | np.ndarray) -> list[str]:
         """Words of ``ids``; IndexError names an id outside ``[0, len)``."""

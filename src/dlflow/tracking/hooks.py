@@ -17,7 +17,6 @@ import pandas as pd
 from kedro.framework.hooks import hook_impl
 from kedro.io import MemoryDataset
 
-from dlflow.io.parquet_shards import ParquetShardsDataset
 from dlflow.tracking.credentials import export_kedro_credentials
 from dlflow.tracking.lineage import git_state, table_digest
 from dlflow.tracking.records import log_table_input
@@ -95,9 +94,10 @@ def _silence_secondary_rank() -> None:
 class SecondaryRankOutputsHook:
     """Under ``torchrun``, rank 0 alone writes the project's outputs: on the other ranks every data
     set the pipeline produces is kept in memory (each rank still computes what it needs), except the
-    parquet-shard tables, which go to a folder of the rank's own: what a node saves there (chunks,
-    keyed parts) is not what the next node loads (a DataFrame, or a lazy ``ShardedTable``), so every
-    rank must load them as rank 0 does, or the ranks would train on different batches."""
+    data sets that can be ``relocated`` (parquet-shard tables, token-id corpora), which go to a folder
+    of the rank's own: what a node saves there (chunks, keyed parts, a token stream) is not what the
+    next node loads (a DataFrame, a lazy ``ShardedTable``, memory-mapped ``TokenIds``), so every rank
+    must load them as rank 0 does, or the ranks would train on different batches."""
 
     @hook_impl
     def before_pipeline_run(self, pipeline, catalog) -> None:
@@ -106,7 +106,7 @@ class SecondaryRankOutputsHook:
         private = None
         for name in pipeline.all_outputs():
             dataset = catalog[name] if name in catalog else None
-            if isinstance(dataset, ParquetShardsDataset):
+            if callable(getattr(dataset, "relocated", None)):  # ParquetShardsDataset, TokenIdsDataset
                 private = private or Path(tempfile.mkdtemp(prefix=f"dlflow-rank{launcher_rank()}-tables-"))
                 catalog[name] = dataset.relocated(private / name)
             else:

@@ -93,7 +93,8 @@ def train_job(
     w_in: np.ndarray,
     w_out: np.ndarray,
     tokens: np.ndarray,
-    sentences: np.ndarray,
+    starts: np.ndarray,
+    remap: np.ndarray,
     keep: np.ndarray,
     noise: np.ndarray,
     sigmoid: np.ndarray,
@@ -104,24 +105,36 @@ def train_job(
     seed: int,
 ) -> tuple[int, float, int]:
     """Train on one job's tokens; returns (centre words trained, summed loss of the monitored
-    examples, monitored examples), an example being one positive pair with its noise words.
+    examples, monitored examples), an example being one positive pair with its noise words;
+    ``(-1, 0.0, 0)`` without touching the model when a token lies outside ``remap``.
 
-    ``noise`` has a power-of-two length (drawing from it is a mask, not a division);
-    ``sigmoid`` is ``SIGMOID_TABLE``.
+    ``tokens`` are a contiguous range of the corpus; ``starts`` (sorted) are the positions in it
+    where a sentence starts (the range's first token starts one too). ``remap`` gives each
+    token's vocabulary id, or -1 for a word outside the vocabulary, which is dropped before
+    sub-sampling and windows, as if it were not in the text. ``noise`` has a power-of-two
+    length (drawing from it is a mask, not a division); ``sigmoid`` is ``SIGMOID_TABLE``.
     """
     state = np.uint64(seed) * _MULTIPLIER + np.uint64(1)
     mask = np.uint64(noise.shape[0] - 1)
     n = tokens.shape[0]
+    types = remap.shape[0]
     kept = np.empty(n, dtype=np.int64)
     first = np.empty(n, dtype=np.int64)  # where the kept word's sentence starts among the kept words
-    m, sentence = 0, -1
-    for i in range(n):  # sub-sampling of frequent words
+    m, p, fresh = 0, 0, True
+    for i in range(n):  # out-of-vocabulary words out, then sub-sampling of frequent words
+        while p < starts.shape[0] and starts[p] <= i:
+            fresh = True  # a sentence starts here
+            p += 1
+        if tokens[i] < 0 or tokens[i] >= types:  # checked before any update of the model
+            return -1, 0.0, 0
+        word = remap[tokens[i]]
+        if word < 0:
+            continue
         state = _next(state)
-        word = tokens[i]
         if keep[word] >= 1.0 or _uniform(state) < keep[word]:
             kept[m] = word
-            first[m] = m if sentences[i] != sentence else first[m - 1]
-            sentence = sentences[i]
+            first[m] = m if fresh else first[m - 1]
+            fresh = False
             m += 1
     end = np.empty(m, dtype=np.int64)  # ... and where it ends (exclusive)
     for i in range(m - 1, -1, -1):

@@ -4,13 +4,16 @@ Tables:
 
 ``labelled_sentences``  ``sentence`` (str), ``label`` (int8 class index), ``class_name`` (str),
                         ``fold`` (int8, stratified): MR's or a user's table, the same schema
-``text_corpus``         ``tokens`` (list<str>), one row per sentence of the Word2Vec corpus
+``text_corpus``         the tokenised Word2Vec corpus as token ids on disk (``dlflow.text.token_ids``):
+                        written in one streaming pass that also counts the tokens, so a corpus
+                        of any size goes through in constant memory
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 import pandas as pd
@@ -19,7 +22,7 @@ from dlflow.config import TextParams, parse
 from dlflow.sources.errors import DataValidationError
 from dlflow.sources.labelled_text import class_counts
 from dlflow.sources.text import assign_folds
-from dlflow.text import Vocabulary, tokenize
+from dlflow.text import TokenIds, TokenStream, Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -58,39 +61,52 @@ def prepare_labelled_sentences(labelled_text: pd.DataFrame, folds: int, fold_see
 
 def build_text_corpus(
     labelled_sentences: pd.DataFrame,
-    subjectivity: Callable[[], list[str]],
-    movie_reviews: Callable[[], list[str]],
-    brown: Callable[[], list[str]],
-    user: Callable[[], list[str]],
+    subjectivity: Callable[[], Iterable[str]],
+    movie_reviews: Callable[[], Iterable[str]],
+    brown: Callable[[], Iterable[str]],
+    user: Callable[[], Iterable[str]],
     corpora: list[str],
     corpus_repeats: dict[str, int],
     max_corpus_sentences: int | None,
-) -> pd.DataFrame:
+) -> TokenStream:
     """The Word2Vec corpus: the sources named in ``text.corpora`` (each repeated
     ``text.corpus_repeats`` times, at most ``text.max_corpus_sentences`` sentences),
-    read and tokenised with the one tokeniser. ``labelled`` is the labelled sentences,
-    whatever their source (MR's, or the user's table)."""
+    tokenised with the one tokeniser. ``labelled`` is the labelled sentences,
+    whatever their source (MR's, or the user's table).
+
+    Returns a ``TokenStream``: nothing is read here. Saving ``text_corpus`` runs the one
+    pass (read, tokenise, count, write token ids), a sentence at a time, so the corpus
+    may be larger than memory; a repeated source is read again, not held.
+    """
     text: TextParams = parse(
         "text", {"corpora": corpora, "corpus_repeats": corpus_repeats, "max_corpus_sentences": max_corpus_sentences}
     )
     sources = {
-        "labelled": lambda: labelled_sentences["sentence"].tolist(),
+        "labelled": lambda: iter(labelled_sentences["sentence"].tolist()),
         "subjectivity": subjectivity,
         "movie_reviews": movie_reviews,
         "brown": brown,
         "user": user,
     }
-    sentences = [sentence for name in text.corpora for sentence in sources[name]() * text.corpus_repeats.get(name, 1)]
-    if text.max_corpus_sentences is not None:
-        sentences = sentences[: text.max_corpus_sentences]
-    tokens = [t for t in (tokenize(s) for s in sentences) if t]
-    logger.info("Word2Vec corpus: %d sentences, %d tokens from %s", len(tokens), sum(map(len, tokens)), text.corpora)
-    return pd.DataFrame({"tokens": tokens})
+
+    def sentences() -> Iterator[str]:
+        for name in text.corpora:
+            for _ in range(text.corpus_repeats.get(name, 1)):
+                yield from sources[name]()
+
+    stream = sentences() if text.max_corpus_sentences is None else islice(sentences(), text.max_corpus_sentences)
+    return TokenStream(stream, description=f"Word2Vec corpus from {', '.join(text.corpora)}")
 
 
-def build_vocabulary(text_corpus: pd.DataFrame, vocabulary: dict[str, Any]) -> dict[str, Any]:
-    """The shared vocabulary (``<pad>``=0, ``<unk>``=1, then by descending count), as JSON (``params:text.vocabulary``)."""
+def build_vocabulary(text_corpus: TokenIds | TokenStream, vocabulary: dict[str, Any]) -> dict[str, Any]:
+    """The shared vocabulary (``<pad>``=0, ``<unk>``=1, then by descending count), as JSON (``params:text.vocabulary``).
+
+    Chosen from the counts of the corpus' pass: this node reads the counts, never the tokens.
+    """
     vocabulary = parse("text", {"vocabulary": vocabulary}).vocabulary
-    built = Vocabulary.build(text_corpus["tokens"], min_count=vocabulary.min_count, max_size=vocabulary.max_size)
-    logger.info("Vocabulary: %d entries (min_count=%d)", len(built), vocabulary.min_count)
+    words, counts = text_corpus.type_counts()
+    built = Vocabulary.from_counts(words, counts, min_count=vocabulary.min_count, max_size=vocabulary.max_size)
+    logger.info(
+        "Vocabulary: %d entries (min_count=%d) of the corpus' %d distinct tokens", len(built), vocabulary.min_count, len(words)
+    )
     return built.to_dict()

@@ -10,33 +10,39 @@ import numpy as np
 import pandas as pd
 
 from dlflow.sources.download import file_digest
-from dlflow.text import SPECIALS, Vocabulary
+from dlflow.text import SPECIALS, TokenIds, Vocabulary
 from dlflow.tracking.records import mlflow_metrics
 
 logger = logging.getLogger(__name__)
 
 
-def train_word_vectors(text_corpus: pd.DataFrame, text_vocabulary: dict, params: dict[str, Any]) -> tuple[dict[str, Any], dict]:
-    """Train Word2Vec on the corpus; return the vectors (specials left out) and a training report.
+def train_word_vectors(text_corpus: TokenIds, text_vocabulary: dict, params: dict[str, Any]) -> tuple[dict[str, Any], dict]:
+    """Train Word2Vec on the corpus' token ids; return the vectors (specials left out) and a training report.
 
-    Both outputs are files, so the node cache (tag ``embeddings``) can skip it:
-    a resumed or unchanged run reuses the vectors instead of training new ones.
+    The corpus is read from disk a window at a time (memory-mapped), its type ids mapped to the
+    vocabulary's as they are read: memory does not grow with the corpus. Both outputs are files,
+    so the node cache (tag ``embeddings``) can skip it: a resumed or unchanged run reuses the
+    vectors instead of training new ones.
     """
     from dlflow.training.callbacks import MlflowProgressLogger
     from dlflow.training.word2vec import Word2VecConfig, train_word2vec
 
     training = Word2VecConfig.model_validate(params)
+    if not isinstance(text_corpus, TokenIds):
+        raise TypeError(
+            f"text_corpus arrived as {type(text_corpus).__name__}: the catalog must store it with dlflow.io.TokenIdsDataset "
+            "(conf/base/catalog.yml), which training reads a window at a time"
+        )
     vocabulary = Vocabulary.from_dict(text_vocabulary)
-    ids, offsets = vocabulary.encode_corpus(text_corpus["tokens"])
-    corpus_tokens = int(text_corpus["tokens"].map(len).sum())
     result = train_word2vec(
-        ids,
-        offsets,
+        text_corpus,
+        None,
         vocabulary.counts,
         training,
-        corpus_tokens=corpus_tokens,
+        remap=vocabulary.type_map(text_corpus.words),
         on_progress=MlflowProgressLogger(prefix="word2vec_"),
     )
+    corpus_tokens = text_corpus.n_tokens
     keep = len(SPECIALS)
     vectors = {"words": list(vocabulary.words[keep:]), "vectors": result.input_vectors[keep:]}
     report = {
@@ -47,6 +53,7 @@ def train_word_vectors(text_corpus: pd.DataFrame, text_vocabulary: dict, params:
         "words_per_second": result.words_per_second,
         "corpus_tokens": corpus_tokens,
         "compile_seconds": result.compile_seconds,
+        "startup_seconds": result.startup_seconds,
         "vocabulary_size": len(vectors["words"]),
     }
     logger.info(
