@@ -3,8 +3,8 @@
 One node per family (``score_images``, ``score_sentences``) returns the loop
 below (``_scored``) as a lazy iterator of output tables; the catalog's output
 dataset (``dlflow.io.ChunkedParquetDataset``) consumes it and writes each table
-as it comes, so memory holds one chunk, whatever the size of the input. (So the
-work happens while Kedro saves ``<family>_inference_predictions``: the run's
+as it comes, so memory holds a few chunks, whatever the size of the input. (So
+the work happens while Kedro saves ``<family>_inference_predictions``: the run's
 timings count it as saving.) ::
 
     for chunk in <input>.chunks(chunk_size):         # read: the catalog's input dataset, size-bounded
@@ -12,6 +12,12 @@ timings count it as saving.) ::
         answers = score_chunk(chunk, records, champion, batch_size, monitored)  # score: the model's own predict
         answers = observe_chunk(chunk, answers, champion, observations)  # monitor: what the model saw and said
         yield output_table(chunk, answers, ...)        # write: one table per chunk
+
+The three stages overlap, each on its own thread, a chunk apart: the next chunk
+is read and checked (``READ_AHEAD``: ``dlflow.io.chunked_parquet.Ahead``) while
+this one is scored, with torch's intra-op threads, and the output dataset writes
+the one before. Order is kept; an exception in any stage stops all three and is
+raised as it is, at its chunk's turn; the threads have ended when the run goes on.
 
 Monitoring: when the champion was registered with a reference profile, the
 model is asked with ``params={"monitoring": True}`` and also returns each
@@ -49,12 +55,14 @@ import numpy as np
 import pandas as pd
 
 from dlflow.config import MonitoringParams
+from dlflow.io.chunked_parquet import Ahead
 from dlflow.io.inference_inputs import LABEL_COLUMN, ChunkedInput, InputChunk, InputRefused
 from dlflow.monitoring.observations import BatchObservations, split_answers
 
 logger = logging.getLogger(__name__)
 
 MODEL_COLUMNS = ("model_name", "model_version", "model_run_id")
+READ_AHEAD = 1  # chunks read and checked ahead of scoring, on a background thread (0: in the scoring thread)
 
 
 def score_images(
@@ -105,16 +113,29 @@ def _scored(
     observations: BatchObservations,
     echo: str | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """read → check → score → monitor → write, one chunk at a time; ``echo``: an input column the output repeats."""
+    """read → check → score → monitor → write, chunk by chunk; ``echo``: an input column the output repeats.
+    Reading and checking run ``READ_AHEAD`` chunks ahead on a background thread; scoring and monitoring run
+    in the thread that iterates this (the output dataset's producer thread), one chunk at a time."""
     progress = _Progress(source)
-    for chunk in chunks:  # read
-        records = check_chunk(chunk, champion)  # check
-        answers = score_chunk(chunk, records, champion, batch_size, observations.monitored)  # score
-        answers = observe_chunk(chunk, answers, champion, observations)  # monitor
-        yield output_table(chunk, answers, champion.info, echo)  # write
-        progress.update(len(chunk))
+    with Ahead(_checked(chunks, champion), READ_AHEAD, "dlflow-read") as ready:  # read, check
+        for chunk, records in ready:
+            answers = score_chunk(chunk, records, champion, batch_size, observations.monitored)  # score
+            answers = observe_chunk(chunk, answers, champion, observations)  # monitor
+            yield output_table(chunk, answers, champion.info, echo)  # write
+            progress.update(len(chunk))
     observations.finished = True
     progress.done()
+
+
+def _checked(chunks: Iterator[InputChunk], champion: Any) -> Iterator[tuple[InputChunk, Any]]:
+    """``(chunk, records)`` for every chunk, checked; ``chunks`` (and the file it reads) closed however this ends."""
+    try:
+        for chunk in chunks:
+            yield chunk, check_chunk(chunk, champion)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def observe_chunk(chunk: InputChunk, answers: pd.DataFrame, champion: Any, observations: BatchObservations) -> pd.DataFrame:
