@@ -345,7 +345,10 @@ def test_a_killed_worker_is_restarted_by_torchelastic_and_resumes_from_the_last_
 
     assert sorted(launch.reports) == [0, 1]
     assert [report["resumed_from_epoch"] for report in launch.reports.values()] == [1, 1]
-    assert sorted(report["restart_count"] for report in launch.reports.values()) == [0, 1]  # the killed node's agent counted it
+    # The killed node's agent counts its restart. The other agent restarts its worker for the new round, and counts
+    # it too when that worker failed as well (a collective in flight when its peer died), else not: timing decides.
+    counts = sorted(report["restart_count"] for report in launch.reports.values())
+    assert counts in ([0, 1], [1, 1]), counts
     two_nodes = runs("two nodes", "shards")
     uninterrupted = two_nodes.reports[0]
     assert two_nodes.returncodes == [0, 0] and uninterrupted["resumed_from_epoch"] == 0
