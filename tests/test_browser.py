@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.browser import Page
 from tests.pipelines.test_inference import CNN_MODEL, SMALLER, _build_registered_project, _use_project, run_pipeline
-from tests.test_serving import _free_port, _stop, _wait_until_up
+from tests.serving.loopback import free_port, stop, wait_until_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -39,7 +39,8 @@ def gated_registry(tmp_path_factory, data_mirror: Path) -> Iterator[Path]:
         _use_project(patch, root, data_mirror)
         client = MlflowClient()
         if "challenger" not in client.get_registered_model(CNN_MODEL).aliases:
-            run_pipeline("cnn", **SMALLER, **{"cnn.training.lr": 1e-6})
+            # one torch thread: a second one contending for the other core of a busy machine only slows it down
+            run_pipeline("cnn", **SMALLER, **{"cnn.training.lr": 1e-6, "cnn.training.num_threads": 1})
         yield root
 
 
@@ -65,7 +66,7 @@ def test_promotion_report_renders_in_chromium(gated_registry: Path, browser, scr
 @pytest.fixture(scope="module")
 def mlflow_ui(gated_registry: Path) -> Iterator[str]:
     """``mlflow ui`` on the test project's store, on a free port of 127.0.0.1; its URL."""
-    port = _free_port()
+    port = free_port()
     log = gated_registry / "mlflow-ui.log"
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{gated_registry / 'mlruns' / 'mlflow.db'}",
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
@@ -73,10 +74,10 @@ def mlflow_ui(gated_registry: Path) -> Iterator[str]:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, server, log, path="/health", what="mlflow ui", seconds=UI_STARTUP_SECONDS)
+        wait_until_up(url, server, log, path="/health", what="mlflow ui", seconds=UI_STARTUP_SECONDS)
         yield url
     finally:
-        _stop(server)
+        stop(server)
 
 
 def _close_assistant(view: Page) -> None:

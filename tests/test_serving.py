@@ -2,7 +2,10 @@
 
 The models come from ``kedro run --pipeline cnn|rnn --env test`` (the session's
 ``registered_project``, shared with tests/pipelines/test_inference.py); each
-server is a subprocess on a free port of 127.0.0.1 and is always killed.
+server is a subprocess on a free port of 127.0.0.1 and is always killed. The CNN
+is served in the recommended configuration (``python -m dlflow.serving.server``:
+two workers, one compute thread each, no access log), the RNN with MLflow's
+defaults but one worker.
 """
 
 from __future__ import annotations
@@ -11,13 +14,7 @@ import base64
 import io
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +23,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from dlflow.serving.server import serving_command
 from dlflow.sources.idx import read_idx
 from tests.pipelines.test_inference import (
     CNN_MODEL,
@@ -38,79 +36,26 @@ from tests.pipelines.test_inference import (
     run_pipeline,
     write_test_images,
 )
+from tests.serving.loopback import free_port, invoke, refusal, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-STARTUP_SECONDS = 180  # importing torch and MLflow on a busy 2-core machine
-REQUEST_SECONDS = 60
+CNN_WORKERS = 2
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (it forks uvicorn), SIGKILL if it lingers."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if server.poll() is not None:
-            return
-        os.killpg(server.pid, sig)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _wait_until_up(
-    url: str, server: subprocess.Popen, log: Path, path: str = "/ping", what: str = "mlflow models serve",
-    seconds: float = STARTUP_SECONDS,
-) -> None:  # fmt: skip
-    """Wait until ``url + path`` answers 200; fail with the server's log if it exits or stays silent."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"{what} exited with {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}{path}", timeout=5) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(1)
-    pytest.fail(f"{what} did not answer {path} within {seconds} s:\n{log.read_text()[-3000:]}")
-
-
-def _serve(model_name: str, root: Path, log: Path) -> Iterator[str]:
-    """``mlflow models serve -m models:/<model_name>@champion`` against ``root``'s store; yields its URL."""
-    port = _free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        f"models:/{model_name}@champion",
-        "--env-manager",
-        "local",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "-w",
-        "1",
-    ]
+def _serve(model_name: str, root: Path, log: Path, recommended: bool) -> Iterator[str]:
+    """``models:/<model_name>@champion`` against ``root``'s store, with ``dlflow.serving.server``'s configuration
+    (``recommended``) or ``mlflow models serve -w 1``; yields its URL."""
+    port, uri = free_port(), f"models:/{model_name}@champion"
     env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"}
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            command, cwd=root / "project", env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        _wait_until_up(f"http://127.0.0.1:{port}", server, log)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(server)
+    if recommended:
+        command, env = serving_command(uri, host="127.0.0.1", port=port, workers=CNN_WORKERS, environment=env)
+    else:
+        command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local",
+                   "-h", "127.0.0.1", "-p", str(port), "-w", "1"]  # fmt: skip
+    workers = CNN_WORKERS if recommended else 1
+    with serving(command, env, log, port, cwd=root / "project", workers=workers) as (url, _server):
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -120,21 +65,12 @@ def registry_root(tmp_path_factory, data_mirror: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def cnn_server(registry_root: Path) -> Iterator[str]:
-    yield from _serve(CNN_MODEL, registry_root, registry_root / "serve-cnn.log")
+    yield from _serve(CNN_MODEL, registry_root, registry_root / "serve-cnn.log", recommended=True)
 
 
 @pytest.fixture(scope="module")
 def rnn_server(registry_root: Path) -> Iterator[str]:
-    yield from _serve(RNN_MODEL, registry_root, registry_root / "serve-rnn.log")
-
-
-def invoke(url: str, payload: dict) -> list:
-    """POST ``payload`` to ``/invocations``; the ``predictions`` of the answer."""
-    request = urllib.request.Request(
-        f"{url}/invocations", data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as answer:
-        return json.loads(answer.read())["predictions"]
+    yield from _serve(RNN_MODEL, registry_root, registry_root / "serve-rnn.log", recommended=False)
 
 
 def test_served_cnn_agrees_with_batch_inference(registered_project: Path, data_mirror: Path, cnn_server: str) -> None:  # noqa: F811 (the fixture)
@@ -158,16 +94,6 @@ def test_served_rnn_agrees_with_batch_inference(registered_project: Path, rnn_se
     assert answers["label"].tolist() == batch["label"].tolist()
     assert answers["probability"].to_numpy() == pytest.approx(batch["probability"].to_numpy(), abs=1e-5)
     assert (answers["p_negative"] + answers["p_positive"]).to_numpy() == pytest.approx(1.0, abs=1e-5)
-
-
-def refusal(url: str, payload: dict | str) -> str:
-    """POST ``payload`` (a dict, or raw JSON text); assert HTTP 400 and return the server's message."""
-    body = payload if isinstance(payload, str) else json.dumps(payload)
-    request = urllib.request.Request(f"{url}/invocations", data=body.encode(), headers={"Content-Type": "application/json"})
-    with pytest.raises(urllib.error.HTTPError) as error:
-        urllib.request.urlopen(request, timeout=REQUEST_SECONDS)
-    assert error.value.code == 400, error.value.read().decode()
-    return error.value.read().decode()
 
 
 def test_served_cnn_refuses_garbage_with_400_saying_what_it_expects(cnn_server: str) -> None:

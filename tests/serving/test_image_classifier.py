@@ -1,4 +1,4 @@
-"""The servable CNN logged to a real SQLite MLflow store and loaded back: pixel arrays and base64 image files.
+"""The servable CNN (conftest.py) logged to a real SQLite MLflow store and loaded back: pixel arrays and base64 image files.
 
 The JSON bodies go through MLflow's own request parsing (``infer_and_parse_data``,
 what ``mlflow models serve`` does before ``predict``); tests/test_serving.py sends
@@ -19,13 +19,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.pyfunc.scoring_server import infer_and_parse_data
 from PIL import Image
 
-from dlflow.config import AugmentationParams, CnnModelParams, TrainingParams
-from dlflow.model_registry.model import log_model
-from dlflow.pipelines.cnn.nodes import compute_normalisation
-from dlflow.serving.packaging import image_classifier_package, png_base64
+from dlflow.serving.packaging import png_base64
 from dlflow.sources.image_table import table_images
-from dlflow.training.cnn import fit_cnn
-from tests.training.test_cnn import FAST, SHAPES, colour_table
+from tests.training.test_cnn import SHAPES
 
 
 def encoded(image: np.ndarray, format: str = "PNG") -> str:
@@ -35,34 +31,12 @@ def encoded(image: np.ndarray, format: str = "PNG") -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple:
-    """A small CNN trained on 32x32 colour PNG/JPEG files of three shapes, its normalisation and test table."""
-    folder = tmp_path_factory.mktemp("shapes")
-    train, test = colour_table(folder, per_class=40, seed=1), colour_table(folder, per_class=4, seed=2)
-    normalisation = compute_normalisation(train)
-    model = CnnModelParams(architecture="fast", options={"channels": [8, 16, 32]})
-    result = fit_cnn(
-        train, test, normalisation, list(SHAPES), model, TrainingParams(epochs=3, batch_size=32, lr=0.005, **FAST),
-        AugmentationParams(), callbacks=[], checkpoint_dir=None,
-    )  # fmt: skip
-    return result.model, normalisation, test, model
-
-
-@pytest.fixture(scope="module")
-def served(trained, tmp_path_factory):
-    """The packaged model logged to a SQLite store in a temporary folder and loaded back as a pyfunc."""
-    network, normalisation, test, model = trained
-    tmp_path = tmp_path_factory.mktemp("store")
-    package = image_classifier_package(
-        network, normalisation, list(SHAPES), test, architecture="fast", options=model.options, flip_test_time=True, resize="pad"
-    )
+def served(logged):
+    """The logged model (conftest.py) loaded back as a pyfunc, with MLflow pointed at its store."""
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("serving-tests")
+    mlflow.set_tracking_uri(logged.tracking_uri)
     try:
-        with mlflow.start_run():
-            info = log_model(package)
-        yield mlflow.pyfunc.load_model(info.model_uri), table_images(test), info
+        yield mlflow.pyfunc.load_model(logged.info.model_uri), table_images(logged.test), logged.info
     finally:
         mlflow.set_tracking_uri(previous)
 
