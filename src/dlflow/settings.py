@@ -21,6 +21,7 @@ from dlflow.tracking.hooks import (
 )
 from dlflow.tracking.naming import CONFIG_KEY
 from dlflow.tracking.outage import TrackingOutageHook
+from dlflow.tracking.startup import LeanMlflowHook
 from dlflow.tracking.store import artifact_location, tracking_uri
 from dlflow.validation import ParameterValidationHook
 
@@ -45,11 +46,15 @@ HOOKS = (
     TimingHook(),
     TrackingOutageHook(),
     RunSummaryHook(),
+    # kedro-mlflow's hook, minus two start-up costs no pipeline needs (dlflow.tracking.startup); last, so that
+    # it runs where its entry point's hook ran: after the tryfirst hooks above, before the plain ones.
+    LeanMlflowHook(),
 )
 
 # kedro-viz records a run's events only under Kedro's plain SequentialRunner (it matches the runner's repr), and
 # warns on every run of dlflow's SkipUnchangedRunner; its pictures (`kedro viz`, `kedro viz build`) need no hooks.
-DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz",)
+# kedro_mlflow: its hook is registered above as LeanMlflowHook instead (the distribution's name, as Kedro reads it).
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro-viz", "kedro_mlflow")
 
 CONFIG_LOADER_CLASS = ConfigLoader  # Kedro's, with --params that patch base-only blocks under --env
 CONFIG_LOADER_ARGS = {

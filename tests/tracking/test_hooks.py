@@ -64,11 +64,12 @@ def test_lineage_tags_the_run_logs_each_table_once_and_writes_the_manifest(run, 
 
 def test_timing_splits_the_run_into_nodes_loads_saves_and_the_rest(run):
     """Each phase is timed between its own two hooks: at least the work inside them, at most the time
-    between the calls around them (measured here too), however busy the machine."""
-    hook, step, spans = TimingHook(), SimpleNamespace(name="train"), {}
+    between the calls around them (measured here too), however busy the machine. Start-up ends where the
+    runner reaches the first node (its first input's load); the phases then add up to the run's time."""
+    hook, step, spans, began = TimingHook(), SimpleNamespace(name="train"), {}, {}
 
     def timed(phase: str, before, after, seconds: float) -> None:
-        started = time.time()
+        began[phase] = started = time.time()
         before()
         time.sleep(seconds)
         after()
@@ -79,6 +80,7 @@ def test_timing_splits_the_run_into_nodes_loads_saves_and_the_rest(run):
     timed("node", lambda: hook.before_node_run(step), lambda: hook.after_node_run(step), 0.1)
     timed("save", lambda: hook.before_dataset_saved("model"), lambda: hook.after_dataset_saved("model"), 0.05)
     hook.after_pipeline_run()
+    ended = time.time()
 
     timings = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/timings.json")
     for phase, measured in (("load", timings["loading_seconds"]), ("node", timings["nodes"]["train"]),
@@ -87,6 +89,15 @@ def test_timing_splits_the_run_into_nodes_loads_saves_and_the_rest(run):
         assert slept <= measured <= bracket, (phase, slept, measured, bracket)
     assert timings["pipeline_seconds"] >= timings["nodes"]["train"] + timings["saving_seconds"]
     assert timings["startup_seconds"] > 0  # this process started before its first node
+    reached = timings["process_started"] + timings["startup_seconds"]
+    assert began["load"] <= reached <= began["load"] + spans["load"][1]  # the first node's first input load
+    assert timings["first_inputs_seconds"] >= spans["load"][0]  # the node ran once its input was loaded
+    with_inputs = timings["startup_seconds"] + timings["first_inputs_seconds"]
+    assert timings["startup_with_first_inputs_seconds"] == pytest.approx(with_inputs, abs=1e-6)
+    phases = (timings["startup_seconds"] + sum(timings["nodes"].values()) + timings["loading_seconds"]
+              + timings["saving_seconds"] + timings["other_seconds"])  # fmt: skip
+    assert reached - timings["startup_seconds"] + phases <= ended  # nothing counted twice
+    assert phases >= (began["save"] + spans["save"][0]) - timings["process_started"]  # nothing left out
 
 
 def test_process_start_time_is_in_the_past():
