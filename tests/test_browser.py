@@ -10,6 +10,7 @@ from there).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -71,7 +72,8 @@ def mlflow_ui(gated_registry: Path) -> Iterator[str]:
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{gated_registry / 'mlruns' / 'mlflow.db'}",
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
     with log.open("w") as output:
-        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job consumer processes to start
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, server, log, path="/health", what="mlflow ui", seconds=UI_STARTUP_SECONDS)

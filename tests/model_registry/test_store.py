@@ -21,6 +21,7 @@ from dlflow.model_registry.store import (
     gate_input,
     register_and_gate,
 )
+from tests.conftest import new_mlflow_store
 from tests.mlflow_queries import expected_aliases
 
 NAME = "gate-test"
@@ -32,9 +33,10 @@ def per_class(**recalls: float) -> dict[str, dict[str, float]]:
 
 
 @pytest.fixture
-def client(tmp_path):
+def client(tmp_path, empty_mlflow_store):
+    """A registry of its own for each test: a copy of the session's empty SQLite store (migrations run once)."""
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_tracking_uri(new_mlflow_store(empty_mlflow_store, tmp_path / "mlflow.db", tmp_path / "mlruns" / "0"))
     mlflow.set_experiment("registry-tests")  # an experiment id set by an earlier test means nothing here
     client = MlflowClient()
     client.create_registered_model(NAME)
@@ -173,7 +175,10 @@ def _writer(uri: str, model_dir: str, value: float, barrier) -> tuple[str, str]:
 
 def test_concurrent_registrations_leave_one_champion_the_rules_choose(client, tmp_path):
     uri = mlflow.get_tracking_uri()
-    context = multiprocessing.get_context("spawn")
+    # Fresh processes, none sharing this one's database connections: forked from a server that imported this
+    # module (MLflow, the registry code) once, rather than six interpreters each importing it all again.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     barrier = context.Manager().Barrier(WRITERS)
     with context.Pool(WRITERS) as pool:
         results = pool.starmap(_writer, [(uri, str(tmp_path / "model"), v, barrier) for v in VALUES])

@@ -35,6 +35,10 @@ registered_project = test_inference.registered_project  # the session's register
 
 pytestmark = pytest.mark.e2e
 
+#: Chunks and model calls of tens of records, not conf/test's 5 and 3 (test_inference.py crosses those boundaries
+#: on purpose): every batch here still spans several chunks, in a fraction of the calls.
+READS = {f"inference.{family}.{key}": size for family in ("cnn", "rnn") for key, size in (("chunk_size", 64), ("batch_size", 32))}
+
 
 def _images(mirror: Path, start: int, count: int) -> np.ndarray:
     return read_idx(mirror / "fashion-mnist" / "t10k-images-idx3-ubyte.gz")[start : start + count]
@@ -77,7 +81,7 @@ def test_a_clean_batch_passes_a_shifted_one_alerts_and_each_is_a_step_of_the_his
     before = len(_history(CNN_MODEL, "drift_score")) if MlflowClient().get_experiment_by_name("dlflow/monitor") else 0
     clean = _images(data_mirror, 6000, 400)  # Fashion-MNIST test images: the profile holds 250 of a 500-image subset
     write_idx(clean, registered_project / "clean.gz", gzip=True)
-    run_pipeline("inference_cnn", images_path=str(registered_project / "clean.gz"))
+    run_pipeline("inference_cnn", images_path=str(registered_project / "clean.gz"), **READS)
     run = latest_run("inference_cnn")
     assert run.data.metrics["drift_judged"] == 1 and run.data.metrics["drift_detected"] == 0
     assert run.data.metrics["drift_score"] <= run.data.metrics["drift_threshold"]
@@ -88,7 +92,7 @@ def test_a_clean_batch_passes_a_shifted_one_alerts_and_each_is_a_step_of_the_his
     assert {"cnn_drift_report.html", "cnn_drift_checks.json"} <= _artifacts(run.info.run_id, "monitoring")
 
     write_idx((clean * 0.5).astype(np.uint8), registered_project / "dim.gz", gzip=True)  # brightness x0.5
-    run_pipeline("inference_cnn", images_path=str(registered_project / "dim.gz"))
+    run_pipeline("inference_cnn", images_path=str(registered_project / "dim.gz"), **READS)
     run = latest_run("inference_cnn")
     assert run.data.metrics["drift_detected"] == 1
     assert run.data.metrics["drift_score"] > run.data.metrics["drift_threshold"]
@@ -110,7 +114,11 @@ def test_kedro_run_exits_3_on_an_alert_and_0_on_a_batch_too_small_to_judge(regis
 
     def kedro_run(images: str) -> subprocess.CompletedProcess:  # stdout and stderr in the order they were written
         return subprocess.run(
-            [*command, f"images_path={images}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [*command, ",".join([f"images_path={images}", *(f"{key}={value}" for key, value in READS.items())])],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
 
     alert = kedro_run(str(registered_project / "negative.gz"))
@@ -131,7 +139,7 @@ def test_a_labelled_batch_logs_live_quality_and_is_kept_once_as_feedback(registe
     kept_folder = Path("data/09_feedback/fashion_mnist/cnn")
     before = set(kept_folder.iterdir()) if kept_folder.is_dir() else set()  # other tests' labelled batches
     for _ in range(2):
-        run_pipeline("inference_cnn", images_path=table)
+        run_pipeline("inference_cnn", images_path=table, **READS)
     run = latest_run("inference_cnn")
     profile = RegisteredModelDataset(family="cnn", model_name=CNN_MODEL).load().profile
     labels = pd.read_parquet(table, columns=["label"])["label"].to_numpy()
@@ -153,14 +161,14 @@ def test_rnn_batches_from_another_corpus_alert_and_held_out_reviews_do_not(regis
     fold = profile.about["test_fold"]
     held_out = sentences[sentences["fold"] == fold].drop(index=sentences.index[profile.rows])
     (registered_project / "reviews.txt").write_text("\n".join(held_out["sentence"]) + "\n")
-    run_pipeline("inference_rnn", sentences_path=str(registered_project / "reviews.txt"))
+    run_pipeline("inference_rnn", sentences_path=str(registered_project / "reviews.txt"), **READS)
     run = latest_run("inference_rnn")
     assert run.data.metrics["drift_judged"] == 1 and run.data.metrics["drift_detected"] == 0
     assert "drift_input_oov_rate_p_value" in run.data.metrics
 
     other = [s for s, _ in zip(read_corpus(data_mirror / "corpora" / "brown.zip"), range(400))]
     (registered_project / "brown.txt").write_text("\n".join(other) + "\n")
-    run_pipeline("inference_rnn", sentences_path=str(registered_project / "brown.txt"))
+    run_pipeline("inference_rnn", sentences_path=str(registered_project / "brown.txt"), **READS)
     run = latest_run("inference_rnn")
     assert run.data.metrics["drift_detected"] == 1
 
@@ -171,7 +179,7 @@ def test_a_version_registered_without_a_profile_is_scored_unmonitored(registered
     client.delete_model_version_tag(CNN_MODEL, version.version, PROFILE_TAG)
     try:
         write_idx(_images(data_mirror, 0, 300), registered_project / "legacy.gz", gzip=True)
-        run_pipeline("inference_cnn", images_path=str(registered_project / "legacy.gz"))
+        run_pipeline("inference_cnn", images_path=str(registered_project / "legacy.gz"), **READS)
     finally:
         client.set_model_version_tag(CNN_MODEL, version.version, PROFILE_TAG, version.tags[PROFILE_TAG])
     run = latest_run("inference_cnn")

@@ -163,6 +163,7 @@ class MlflowServer:
             "MLFLOW_AUTH_CONFIG_PATH": str(self.config),
             "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,  # used once, to create the admin in an empty user store
             "MLFLOW_FLASK_SERVER_SECRET_KEY": uuid.uuid4().hex,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # no job consumers (GenAI jobs): docs/team-server.md
         }
         self.process = subprocess.Popen(
             [

@@ -14,14 +14,20 @@ from dlflow.tracking.replay import replay
 pytestmark = pytest.mark.e2e
 
 
+#: A smaller subset than --env test alone, trained with one torch thread: replay must give the same metrics
+#: whatever the size, and the manifest records these values like any other parameter.
+SMALL = {"cnn": {"data": {"max_train_samples": 500, "max_test_samples": 100}, "training": {"num_threads": 1}}}
+
+
 def test_manifest_is_logged_and_replay_gives_the_same_metrics(kedro_project: Path) -> None:
-    with KedroSession.create(project_path=kedro_project, env="test") as session:
+    with KedroSession.create(project_path=kedro_project, env="test", runtime_params=SMALL) as session:
         session.run(pipeline_names=["cnn"])
     run = mlflow.last_active_run()
 
     manifest = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/manifest.json")
     assert manifest["pipeline_names"] == ["cnn"] and manifest["env"] == "test"
     assert manifest["parameters"]["cnn"]["training"]["epochs"] == 2
+    assert manifest["parameters"]["cnn"]["data"]["max_train_samples"] == 500  # the runtime parameters too
     assert manifest["seeds"]["cnn.training.seed"] == 42
     assert manifest["environment"]["packages"]["torch"].startswith("2.")
     assert manifest["environment"]["deterministic_algorithms"] is True

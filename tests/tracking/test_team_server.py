@@ -51,6 +51,9 @@ RIDE_OUT = {
 }
 #: A window the server's restart cannot fit in: 2 tries, 0 + 2 s.
 GIVE_UP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+#: The runs train with one torch thread: the server, PostgreSQL and this process (polling the server) share the
+#: two cores with them, and a second training thread contending for a core made the epochs many times slower.
+ONE_THREAD = "cnn.training.num_threads=1"
 
 
 @pytest.fixture(scope="module")
@@ -280,7 +283,11 @@ def trainer_run(team, tmp_path_factory: pytest.TempPathFactory, data_mirror: Pat
     watcher = RunWatcher(team.uri)
     started = time.monotonic()
     process, log = _start_run(
-        project, _env(team.uri, data_mirror) | RIDE_OUT, f"cnn.registration.model_name={model}", f"cnn.training.epochs={EPOCHS}"
+        project,
+        _env(team.uri, data_mirror) | RIDE_OUT,
+        f"cnn.registration.model_name={model}",
+        f"cnn.training.epochs={EPOCHS}",
+        ONE_THREAD,
     )
     try:
         _wait(lambda: watcher.epochs() >= 1, "the first epoch", process, log)
@@ -360,7 +367,7 @@ def test_a_server_gone_past_the_retry_window_fails_clearly_and_the_same_command_
     project = copy_project(tmp_path / "project")
     env = _env(team.uri, data_mirror, "scheduler", password)
     epochs = 3  # one before the outage, two after the resumption
-    params = (f"cnn.registration.model_name={model}", f"cnn.training.epochs={epochs}")
+    params = (f"cnn.registration.model_name={model}", f"cnn.training.epochs={epochs}", ONE_THREAD)
     watcher = RunWatcher(team.uri)
     process, log = _start_run(project, env | GIVE_UP, *params)
     try:

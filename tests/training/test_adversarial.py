@@ -9,7 +9,7 @@ from torch import nn
 from dlflow.models.rnn import SentenceRNN
 from dlflow.training import TrainConfig, config_key, fit
 from dlflow.training.adversarial import EmbeddingAdversarialLoss
-from tests.models.test_rnn import toy_task
+from tests.models.test_rnn import ONE_THREAD, one_thread, toy_task  # noqa: F401 - one_thread: a fixture, autouse here too
 
 
 def _model(seed: int = 0) -> SentenceRNN:
@@ -71,7 +71,7 @@ def test_its_gradients_are_those_of_clean_plus_adversarial_loss(embedding_mode: 
 
 def test_fit_trains_with_it_and_keys_its_checkpoints_by_epsilon(tmp_path) -> None:
     train, val = toy_task(n=256, seed=1), toy_task(n=64, seed=2)
-    config = TrainConfig(epochs=5, batch_size=32, lr=0.02, optimizer="adam", progress=False)
+    config = TrainConfig(epochs=5, batch_size=32, lr=0.02, optimizer="adam", progress=False, **ONE_THREAD)
     result = fit(_model(), train, val, config, training_loss=EmbeddingAdversarialLoss(0.3))
     assert result.history[-1].val_accuracy > 0.9  # the toy task is learnt under the perturbation too
     keys = {
