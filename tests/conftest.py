@@ -58,9 +58,37 @@ def _left_running() -> dict[int, str]:
     return left
 
 
+#: Test modules that share a project built once per session (tests/pipelines/test_inference.py registers its
+#: CNN and RNN champions): under pytest-xdist they run on one worker, which builds it once.
+SHARED_PROJECT_MODULES = {
+    "tests/pipelines/test_inference.py",
+    "tests/pipelines/test_monitoring.py",
+    "tests/test_serving.py",
+    "tests/test_browser.py",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n N --dist loadgroup`` (what ``.ci/test`` runs): each module's tests run on one worker, so
+    module fixtures (servers, clusters, trained models) are made once, and the ``SHARED_PROJECT_MODULES`` run on
+    one worker together; the end-to-end modules are handed out first, so that no long one starts last."""
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            module = item.path.relative_to(REPO_ROOT).as_posix()
+            item.add_marker(pytest.mark.xdist_group("shared-project" if module in SHARED_PROJECT_MODULES else module))
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: modules stay in their order
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist has shut its workers down
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """No server, cluster or process that the suite started outlives it: any still running (after 10 s
-    of grace) is named, ended, and fails the session."""
+    of grace) is named, ended, and fails the session. Under pytest-xdist the controller checks, once
+    every worker has ended (the workers and what they start carry the controller's mark)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     deadline = time.monotonic() + 10
     while (left := _left_running()) and time.monotonic() < deadline:
         time.sleep(0.5)

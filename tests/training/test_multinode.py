@@ -43,6 +43,8 @@ from dlflow.sources.sharded_table import ShardedTable
 REPO = Path(__file__).resolve().parents[2]
 MIRROR = Path(os.environ.get("DLFLOW_DATA_MIRROR", REPO.parent / "shared" / "data")).resolve()
 CLASSES = [str(i) for i in range(10)]
+pytestmark = pytest.mark.e2e  # torchrun launches: training processes of their own
+
 LAUNCH_TIMEOUT = 240  # seconds for one whole launch, restarts included
 STEPS_PER_EPOCH = 8  # 500 training images at batch 64: 7 full batches and one of 52
 KILL_RANK, KILL_AT_STEP = 1, STEPS_PER_EPOCH + 4  # in the middle of epoch 2, after epoch 1's checkpoint

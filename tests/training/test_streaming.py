@@ -210,6 +210,7 @@ def fashion_shards(tmp_path_factory, data_mirror: Path) -> Path:
     return folder
 
 
+@pytest.mark.e2e  # training processes of their own
 def test_streaming_sixty_thousand_images_peaks_far_below_loading_them_whole(tmp_path, fashion_shards):
     """The peak resident memory of a whole process that trains one epoch: streamed vs loaded whole.
 
@@ -224,6 +225,7 @@ def test_streaming_sixty_thousand_images_peaks_far_below_loading_them_whole(tmp_
     assert peaks["shards"] < peaks["memory"] - 150, peaks
 
 
+@pytest.mark.e2e  # training processes of their own
 def test_a_run_killed_mid_training_resumes_from_its_last_checkpoint_and_ends_as_if_never_stopped(tmp_path, fashion_shards):
     small = tmp_path / "small"
     ParquetShardsDataset(filepath=str(small), part_bytes=200_000).save(
@@ -240,6 +242,7 @@ def test_a_run_killed_mid_training_resumes_from_its_last_checkpoint_and_ends_as_
     assert a["weights"] == b["weights"]  # bit-identical on the CPU
 
 
+@pytest.mark.e2e  # training processes of their own
 def test_two_torchrun_processes_streaming_their_slices_train_like_one(tmp_path, fashion_shards):
     small = tmp_path / "small"
     ParquetShardsDataset(filepath=str(small), part_bytes=200_000).save(
