@@ -73,8 +73,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under ``pytest -n N --dist loadgroup`` (what ``.ci/test`` runs): each module's tests run on one worker, so
     module fixtures (servers, clusters, trained models) are made once, and the ``SHARED_PROJECT_MODULES`` run on
     one worker together; the end-to-end modules are handed out first, so that no long one starts last."""
-    if config.getoption("dist", "no") != "loadgroup":
-        return
+    if not (getattr(config.option, "loadgroup", False) or config.getoption("dist", "no") == "loadgroup"):
+        return  # (a worker is told by ``loadgroup``: pytest-xdist sets its ``dist`` to "no")
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
             module = item.path.relative_to(REPO_ROOT).as_posix()
