@@ -12,6 +12,7 @@ from dlflow.pipelines.cnn.nodes import add_feedback_images, split_train_validati
 from dlflow.pipelines.rnn.nodes import _folds_to_run, add_feedback_sentences
 from dlflow.sources.feedback import FEEDBACK_FOLD, FeedbackRefused
 from dlflow.sources.image_table import image_table, table_images
+from dlflow.sources.sharded_table import frame
 from tests.pipelines.test_rnn_nodes import RNN, cross_validate, encoded_inputs, mr_table, mr_vocabulary
 
 CLASSES = ["zero", "one"]
@@ -23,19 +24,21 @@ def _table(n: int, value: int, label: int = 0) -> pd.DataFrame:
 
 def test_the_cnn_trains_on_its_split_plus_the_feedback_images_and_validates_as_before() -> None:
     train = pd.concat([_table(20, 1, 0), _table(20, 2, 1)], ignore_index=True)
-    split, validation = split_train_validation(train, train.iloc[:0], {"validation_fraction": 0.25, "split_seed": 1})
+    rows, validation = split_train_validation(train, train.iloc[:0], {"validation_fraction": 0.25, "split_seed": 1})
+    split = frame(rows)  # written as cnn_train_split, loaded back (here: in memory)
     feedback = {"data/09_feedback/x/cnn/ab12.parquet": _table(3, 9, 1).drop(columns=["height", "width", "channels"]).assign(
         pixels=lambda t: [list(p) for p in t["pixels"]], label=["one", "1", 0])}  # fmt: skip
-    table, metrics = add_feedback_images(split, feedback, CLASSES, True)
+    chunks, metrics = add_feedback_images(split, feedback, CLASSES, True)
+    table = frame(chunks)  # what cnn_training_images writes
     assert len(table) == len(split) + 3 and table.iloc[: len(split)].equals(split)
     assert table["label"].tolist()[-3:] == [1, 1, 0] and (table_images(table)[-3:] == 9).all()
     assert metrics == {"feedback_files": {"value": 1.0, "step": 0}, "feedback_records": {"value": 3.0, "step": 0}}
     assert len(validation) == 10  # the validation (and test) images are the data's alone
 
     off, metrics = add_feedback_images(split, feedback, CLASSES, False)  # cnn.feedback: false
-    assert off is split and metrics["feedback_records"]["value"] == 0
+    assert frame(off).equals(split) and metrics["feedback_records"]["value"] == 0
     alone, metrics = add_feedback_images(split, {}, CLASSES, True)
-    assert alone is split and metrics["feedback_files"]["value"] == 0
+    assert frame(alone).equals(split) and metrics["feedback_files"]["value"] == 0
     with pytest.raises(FeedbackRefused, match=r"ab12\.parquet: its images are 4x4x1, the training images 3x3x1"):
         add_feedback_images(split, {"data/09_feedback/x/cnn/ab12.parquet": image_table(np.zeros((1, 4, 4), np.uint8), [0])},
                             CLASSES, True)  # fmt: skip

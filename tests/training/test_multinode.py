@@ -63,11 +63,13 @@ def fashion_mnist_in_memory(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     from dlflow.pipelines.cnn.nodes import split_train_validation
     from dlflow.sources.idx import read_idx
     from dlflow.sources.image_table import image_table
+    from dlflow.sources.sharded_table import frame
 
     images = read_idx(MIRROR / "fashion-mnist" / "train-images-idx3-ubyte.gz")[:10_000]
     labels = read_idx(MIRROR / "fashion-mnist" / "train-labels-idx1-ubyte.gz")[:10_000]
     data = {"validation_fraction": 2 / 3, "split_seed": 42, "max_train_samples": 1500}
-    return split_train_validation(image_table(images, labels), image_table(images[:0], labels[:0]), data)
+    train, validation = split_train_validation(image_table(images, labels), image_table(images[:0], labels[:0]), data)
+    return frame(train), validation
 
 
 def fashion_mnist_shards(folder: Path) -> tuple[ShardedTable, pd.DataFrame]:
@@ -176,7 +178,7 @@ def train(out: Path, source: str) -> None:
     train_split, val_split = SOURCES[source](out)
     model, training, augmentation = recipe(processes=int(os.environ.get("WORLD_SIZE", 1)))
     streamed = isinstance(train_split, ShardedTable)
-    normalisation = compute_normalisation(train_split.read() if streamed else train_split)  # as the pipeline's node
+    normalisation = compute_normalisation(train_split)  # as the pipeline's node
     with first_step_recorded() as first:
         result = fit_cnn(
             train_split, val_split, normalisation, CLASSES,

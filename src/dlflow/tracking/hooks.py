@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -313,10 +314,18 @@ class LineageHook:
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
         import mlflow
 
-        if mlflow.active_run() is None or not isinstance(data, pd.DataFrame) or dataset_name in self._logged:
+        # A ShardedTable exists only once its module is imported: not imported here (pyarrow.parquet at start-up)
+        sharded = sys.modules.get("dlflow.sources.sharded_table")
+        is_sharded = sharded is not None and isinstance(data, sharded.ShardedTable)
+        if mlflow.active_run() is None or not (is_sharded or isinstance(data, pd.DataFrame)) or dataset_name in self._logged:
+            return
+        context = "evaluation" if "test" in dataset_name else "training"
+        if is_sharded:  # described, not read: its parts' footers digested, its schema from one row
+            self._logged[dataset_name] = data.fingerprint()
+            first = data.read_part(0).slice(0, 1).to_pandas()
+            log_table_input(first, dataset_name, self._logged[dataset_name], context, rows=len(data))
             return
         self._logged[dataset_name] = table_digest(data)
-        context = "evaluation" if "test" in dataset_name else "training"
         log_table_input(data, dataset_name, self._logged[dataset_name], context)
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow's own after_pipeline_run ends the run

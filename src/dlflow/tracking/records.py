@@ -27,8 +27,9 @@ def tag_run(run_id: str, tags: dict[str, str]) -> None:
         client.set_tag(run_id, key, value)
 
 
-def log_table_input(table: pd.DataFrame, name: str, digest: str, context: str) -> None:
-    """Record ``table`` as an input of the active run: its name, digest, schema and size.
+def log_table_input(table: pd.DataFrame, name: str, digest: str, context: str, rows: int | None = None) -> None:
+    """Record ``table`` as an input of the active run: its name, digest, schema and size (``rows``: the
+    number of rows of the table that ``table`` is the first rows of, for a table too large to load).
 
     The schema is read off the column types (``table_schema``); MLflow's own
     inference would visit every value of every object column and warn about
@@ -46,7 +47,12 @@ def log_table_input(table: pd.DataFrame, name: str, digest: str, context: str) -
         source_type="code",
         source=json.dumps({"tags": {"kedro.dataset": name}}),
         schema=json.dumps({"mlflow_colspec": table_schema(table).to_dict()}),
-        profile=json.dumps({"num_rows": len(table), "num_elements": int(table.size)}),
+        profile=json.dumps(
+            {
+                "num_rows": len(table) if rows is None else rows,
+                "num_elements": int(table.shape[1] * (len(table) if rows is None else rows)),
+            }
+        ),
     )
     run_id = mlflow.active_run().info.run_id
     inputs = [DatasetInput(entity, [InputTag("mlflow.data.context", context)])]

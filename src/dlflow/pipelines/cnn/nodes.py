@@ -9,16 +9,19 @@ training loop does the training.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from dlflow.config import AugmentationParams, CnnModelParams, ImageDataParams, StreamingParams, TrainingParams
 from dlflow.sources.feedback import feedback_images
-from dlflow.sources.image_table import table_images, table_shape
-from dlflow.sources.sharded_table import ShardedTable  # at run time: Kedro reads the nodes' type hints
+from dlflow.sources.image_table import SHAPE_COLUMNS, arrow_images, table_images, table_shape
+from dlflow.sources.sharded_table import ShardedTable, column, frame, take  # ShardedTable: Kedro reads the type hints
 from dlflow.sources.splits import stratified_indices
 from dlflow.tracking.context import RunContext  # at run time: Kedro reads the nodes' type hints
 from dlflow.tracking.records import mlflow_metrics
@@ -26,74 +29,100 @@ from dlflow.tracking.records import mlflow_metrics
 logger = logging.getLogger(__name__)
 
 
-def _subset(table: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
+def _chosen(table: pd.DataFrame | ShardedTable, size: int | None, seed: int) -> np.ndarray:
+    """The ascending rows of a stratified subset of ``size`` rows (read from the labels alone), or every row."""
     if size is None or size >= len(table):
-        return table
-    chosen, _ = stratified_indices(table["label"].to_numpy(), size, seed)
-    return table.iloc[chosen].reset_index(drop=True)
+        return np.arange(len(table))
+    chosen, _ = stratified_indices(column(table, "label"), size, seed)
+    return chosen
 
 
 def split_train_validation(
-    train: pd.DataFrame, validation: pd.DataFrame, data: dict[str, Any]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+    train: pd.DataFrame | ShardedTable, validation: pd.DataFrame | ShardedTable, data: dict[str, Any]
+) -> tuple[Iterator[pa.Table], pd.DataFrame]:
     """The training and validation tables: the data's own validation images when it has them (a ``val/``
-    folder), else a seeded, stratified split of the training table (``cnn.data.validation_fraction``)."""
+    folder), else a seeded, stratified split of the training table (``cnn.data.validation_fraction``).
+
+    The split is planned from the labels alone; the training rows come back as Arrow tables read a
+    record batch at a time (``cnn_train_split`` writes them as they come), so the training table never
+    has to fit in memory. The validation rows, a fraction of it, come back as a DataFrame.
+    """
     data = ImageDataParams.model_validate(data)
-    table = _subset(train, data.max_train_samples, data.split_seed)
+    chosen = _chosen(train, data.max_train_samples, data.split_seed)
     if len(validation):
-        logger.info("Training on %d images, validating on the data's own %d validation images", len(table), len(validation))
-        return table.reset_index(drop=True), validation.reset_index(drop=True)
+        logger.info("Training on %d images, validating on the data's own %d validation images", len(chosen), len(validation))
+        return take(train, chosen), validation if isinstance(validation, pd.DataFrame) else validation.read()
     val_rows, train_rows = stratified_indices(
-        table["label"].to_numpy(), round(len(table) * data.validation_fraction), data.split_seed
+        column(train, "label")[chosen], round(len(chosen) * data.validation_fraction), data.split_seed
     )
-    logger.info("Split %d images into %d train / %d validation", len(table), len(train_rows), len(val_rows))
-    return table.iloc[train_rows].reset_index(drop=True), table.iloc[val_rows].reset_index(drop=True)
+    logger.info("Split %d images into %d train / %d validation", len(chosen), len(train_rows), len(val_rows))
+    return take(train, chosen[train_rows]), frame(take(train, chosen[val_rows]))
 
 
-def select_test_images(test: pd.DataFrame, data: dict[str, Any]) -> pd.DataFrame:
-    """The test table, or a stratified subset of it when ``max_test_samples`` is set."""
+def select_test_images(test: pd.DataFrame | ShardedTable, data: dict[str, Any]) -> pd.DataFrame:
+    """The test table, or a stratified subset of it when ``max_test_samples`` is set (held in memory:
+    evaluation, the mistakes' plot and the registered model's reference profile read it whole)."""
     data = ImageDataParams.model_validate(data)
-    return _subset(test, data.max_test_samples, data.split_seed)
+    return frame(take(test, _chosen(test, data.max_test_samples, data.split_seed)))
 
 
 def add_feedback_images(
-    train_split: pd.DataFrame, feedback: dict[str, pd.DataFrame], class_names: list[str], use_feedback: bool
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+    train_split: pd.DataFrame | ShardedTable, feedback: dict[str, pd.DataFrame], class_names: list[str], use_feedback: bool
+) -> tuple[Iterator[pa.Table], dict[str, Any]]:
     """The training split with the feedback tables' labelled images appended (``cnn_feedback``: the batches that
     came back with labels), and MLflow metrics ``feedback_files`` / ``feedback_records``.
 
     Appended after the train/validation split: validation and test images stay as they were, so the gate
     compares the retrained model on the same test images. ``params:cnn.feedback`` false: the split alone.
     A table whose image shape or classes do not fit the training data is refused, naming the file.
+    The training images come back a record batch at a time (the columns training reads), then the
+    feedback images: ``cnn_training_images`` writes them as parquet shards as they come.
     """
     tables = feedback if use_feedback else {}
-    extra = feedback_images(tables, table_shape(train_split), class_names)
+    shape = _shape(train_split)
+    extra = feedback_images(tables, shape, class_names)
     if len(extra):
         logger.info("Training on %d images plus %d feedback images from %d file(s)", len(train_split), len(extra), len(tables))
     elif feedback and not use_feedback:
         logger.info("Feedback: %d file(s) kept, not used (cnn.feedback: false)", len(feedback))
-    table = pd.concat([train_split, extra], ignore_index=True) if len(extra) else train_split
-    return table, mlflow_metrics({"feedback_files": len(tables), "feedback_records": len(extra)})
+    kept = ["label", "pixels", *SHAPE_COLUMNS]  # what training reads (an older table may lack the shape columns)
+    chunks = (rows.select([name for name in kept if name in rows.column_names]) for rows in _batches(train_split))
+    if len(extra):
+        chunks = itertools.chain(chunks, [pa.Table.from_pandas(extra[kept], preserve_index=False)])
+    return chunks, mlflow_metrics({"feedback_files": len(tables), "feedback_records": len(extra)})
 
 
-def compute_normalisation(train_split: pd.DataFrame) -> dict[str, Any]:
+def compute_normalisation(train_split: pd.DataFrame | ShardedTable) -> dict[str, Any]:
     """Mean and standard deviation of pixel values (scaled to 0-1) per channel, training split only.
 
     One channel (grey): ``{"mean": m, "std": s}``; colour: ``{"mean": [r, g, b], "std": [...]}``.
-    Computed from the histogram of the 256 pixel values: exact, and 25x faster
-    than converting 42 M pixels to floats. The histogram is counted in chunks
-    because ``np.bincount`` first widens its whole input to int64.
+    Computed from the histogram of the 256 pixel values, counted a record batch at a time: exact,
+    25x faster than converting 42 M pixels to floats, and in the memory of one batch.
     """
-    images = table_images(train_split)  # (N, H, W, C)
-    channels = images.shape[-1]
-    stats = [_histogram_statistics(images.reshape(-1) if channels == 1 else images[..., c].reshape(-1)) for c in range(channels)]
-    if channels == 1:
+    counts = None
+    for rows in _batches(train_split):
+        images = arrow_images(rows)  # (N, H, W, C)
+        found = np.stack([np.bincount(images[..., c].reshape(-1), minlength=256) for c in range(images.shape[-1])])
+        counts = found if counts is None else counts + found
+    if counts is None:
+        raise ValueError("the training split has no images: there is nothing to normalise by")
+    stats = [_histogram_statistics(channel.astype(np.float64)) for channel in counts]
+    if len(stats) == 1:
         return {"mean": stats[0][0], "std": stats[0][1]}
     return {"mean": [mean for mean, _ in stats], "std": [std for _, std in stats]}
 
 
-def _histogram_statistics(pixels: np.ndarray) -> tuple[float, float]:
-    counts = sum(np.bincount(chunk, minlength=256) for chunk in np.array_split(pixels, 64)).astype(np.float64)
+def _batches(table: pd.DataFrame | ShardedTable) -> Iterator[pa.Table]:
+    """Every row of ``table``, as Arrow tables a record batch at a time (a DataFrame: at once)."""
+    return take(table, np.arange(len(table)))
+
+
+def _shape(table: pd.DataFrame | ShardedTable) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of a table's images (of a sharded one: from its first rows)."""
+    return table_shape(table if isinstance(table, pd.DataFrame) else table.read_part(0).slice(0, 1).to_pandas())
+
+
+def _histogram_statistics(counts: np.ndarray) -> tuple[float, float]:
     values = np.arange(256) / 255.0
     mean = counts @ values / counts.sum()
     return float(mean), float(np.sqrt(counts @ (values - mean) ** 2 / counts.sum()))
