@@ -5,6 +5,10 @@ file, never a truncated one that a later run would load or that the node cache
 (``dlflow.caching.runner``) would vouch for; a reader running at the same time sees the
 old file or the new one. Use them in the catalog like the originals:
 ``type: dlflow.io.atomic.ParquetDataset``.
+
+``MatplotlibDataset`` is made on first use: importing kedro-datasets' matplotlib dataset imports
+``matplotlib.pyplot`` (about 0.4 s), which a run that loads this module for its parquet or JSON
+entries, batch inference for one, does not need.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from typing import Any
 
 from kedro.io.core import get_filepath_str
 from kedro_datasets.json import JSONDataset as _JSONDataset
-from kedro_datasets.matplotlib import MatplotlibDataset as _MatplotlibDataset
 from kedro_datasets.pandas import ParquetDataset as _ParquetDataset
 from kedro_datasets.pickle import PickleDataset as _PickleDataset
 from kedro_datasets.text import TextDataset as _TextDataset
@@ -50,13 +53,21 @@ class JSONDataset(AtomicSave, _JSONDataset):
     """``json.JSONDataset``, saved atomically."""
 
 
-class MatplotlibDataset(AtomicSave, _MatplotlibDataset):
-    """``matplotlib.MatplotlibDataset``, saved atomically."""
-
-
 class PickleDataset(AtomicSave, _PickleDataset):
     """``pickle.PickleDataset``, saved atomically."""
 
 
 class TextDataset(AtomicSave, _TextDataset):
     """``text.TextDataset``, saved atomically."""
+
+
+def __getattr__(name: str) -> Any:
+    """``MatplotlibDataset`` (``matplotlib.MatplotlibDataset``, saved atomically), made on first use."""
+    if name != "MatplotlibDataset":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from kedro_datasets.matplotlib import MatplotlibDataset as _MatplotlibDataset
+
+    cls = type("MatplotlibDataset", (AtomicSave, _MatplotlibDataset),
+               {"__doc__": "``matplotlib.MatplotlibDataset``, saved atomically.", "__module__": __name__})  # fmt: skip
+    globals()[name] = cls
+    return cls
