@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 PART_PATTERN = "part-*.parquet"
 MANIFEST = "_parts.json"  # the parts of this table: a reader reads them all, or (being replaced) reads again
+READ_ATTEMPTS = 100  # a whole-table read retried while other runs replace the folder, 50 ms apart
 
 
 class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -79,13 +80,28 @@ class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def parts(self) -> list[Path]:
         """The part files in order: those ``_parts.json`` names, else every part file (a folder another tool
         wrote); a single parquet file at ``filepath`` is its own one part."""
+        return self._parts_named(self._manifest_text())
+
+    def _identity(self) -> tuple[int, int, int] | None:
+        """Which folder ``filepath`` is now: a folder renamed over it is another inode, made at another time."""
+        try:
+            found = self._filepath.stat()
+        except FileNotFoundError:
+            return None
+        return found.st_dev, found.st_ino, found.st_ctime_ns
+
+    def _manifest_text(self) -> str | None:
+        try:
+            return (self._filepath / MANIFEST).read_text()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _parts_named(self, manifest: str | None) -> list[Path]:
         if self._filepath.is_file():
             return [self._filepath]
-        try:
-            names = json.loads((self._filepath / MANIFEST).read_text())["parts"]
-        except FileNotFoundError:
+        if manifest is None:
             return sorted(self._filepath.glob(PART_PATTERN))
-        return [self._filepath / name for name in names]
+        return [self._filepath / name for name in json.loads(manifest)["parts"]]
 
     def load(self) -> pd.DataFrame | ShardedTable:
         if self._lazy:
@@ -97,16 +113,26 @@ class ParquetShardsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             except ValueError as error:
                 raise DatasetError(str(error)) from None
         # Another run may be replacing the folder this very moment (files._replace_folder): a part its
-        # manifest names that is gone, or no part at all, is read again from the new folder.
-        for attempt in range(20):
+        # manifest names that is gone, no part at all, or a folder renamed in while the parts were read (they
+        # may then come from two folders: the same names, other rows) is read again from the new folder.
+        replaced = False
+        for _ in range(READ_ATTEMPTS):
             try:
-                parts = self.parts()
+                folder, manifest = self._identity(), self._manifest_text()
+                parts = self._parts_named(manifest)
                 if parts:
                     tables = [pq.read_table(part) for part in parts]
-                    return pa.concat_tables(tables).to_pandas() if len(tables) > 1 else tables[0].to_pandas()
+                    if (self._identity(), self._manifest_text()) == (folder, manifest):
+                        return pa.concat_tables(tables).to_pandas() if len(tables) > 1 else tables[0].to_pandas()
+                    replaced = True
             except FileNotFoundError:
-                pass
+                replaced = True
             time.sleep(0.05)
+        if replaced:
+            raise DatasetError(
+                f"Could not read {self._filepath} whole: other runs replaced it {READ_ATTEMPTS} times while it was "
+                "being read (run the steps that write it one at a time)"
+            )
         raise DatasetError(f"No table at {self._filepath}: no {PART_PATTERN} files there (run the step that writes it)")
 
     def save(self, data: pd.DataFrame | Iterable[pd.DataFrame | pa.Table] | Iterable[ShardPart]) -> None:
