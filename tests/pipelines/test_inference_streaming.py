@@ -185,6 +185,7 @@ def write_gzip_idx(path: Path, pattern: np.ndarray, copies: int) -> Path:
     return path
 
 
+@pytest.mark.e2e  # batch inference in processes of their own, measured for their peak
 def test_memory_does_not_grow_with_the_input(tmp_path: Path) -> None:
     """In a fresh process, its peak (``VmHWM``, this process alone) after scoring 10,000 images (28x28, gzip IDX)
     and again after 100,000: under 25 MB more, where holding the larger input alone would add 75 MB."""

@@ -137,6 +137,7 @@ def _peak_kib(root: Path, work: Path, images: int) -> int:
     return int(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.e2e  # ingestions in processes of their own, measured for their peak
 def test_peak_memory_of_an_ingestion_hardly_grows_with_the_folder(tmp_path):
     """300 then 600 images of 192 KiB: a whole load holds 56 MiB more pixels for the larger folder, and copies of
     them (``read_image_folder``, same tables written: +2.7x the added pixels at 200 vs 400 images, measured once); streamed

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from dlflow.config import RnnEvaluationParams
@@ -92,6 +93,7 @@ def test_cross_validation_predicts_every_sentence_out_of_fold():
     assert report["mode"] == nb_report["mode"] == "cv" and report["mode_chosen_by"] == "rnn.evaluation.mode"
 
 
+@pytest.mark.e2e  # training processes of their own (fold workers)
 def test_folds_in_worker_processes_give_the_same_results_and_log_their_epochs_live(tmp_path):
     """Two workers, one thread each, against one process: the same models, predictions and metrics,
     and each worker logs its fold's epochs to the parent's MLflow run."""

@@ -132,6 +132,7 @@ def test_answers_do_not_depend_on_how_the_images_are_batched(model, logged) -> N
 # ---------------------------------------------------------------------------------- over real HTTP
 
 
+@pytest.mark.e2e  # a model server of its own (mlflow models serve)
 def test_many_images_in_one_request_get_the_answers_of_predict_in_process(server, model, logged) -> None:
     url, _, _ = server
     images = many_images(logged, 130)
@@ -151,6 +152,7 @@ def test_many_images_in_one_request_get_the_answers_of_predict_in_process(server
         np.testing.assert_allclose(answers[probabilities].to_numpy(float), wanted[probabilities].to_numpy(float), atol=1e-5)
 
 
+@pytest.mark.e2e  # a model server of its own (mlflow models serve)
 def test_bad_input_is_still_refused_with_400_naming_the_row(server, logged) -> None:
     url, _, _ = server
     images = many_images(logged, 3).astype(float)
@@ -162,6 +164,7 @@ def test_bad_input_is_still_refused_with_400_naming_the_row(server, logged) -> N
     assert "row 1: not base64" in message and "row 0" not in message
 
 
+@pytest.mark.e2e  # a model server of its own (mlflow models serve)
 def test_the_configuration_is_applied_to_every_worker(server) -> None:
     url, log, group = server
     invoke(url, {"inputs": np.zeros((1, 32, 32, 3)).tolist()})

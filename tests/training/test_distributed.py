@@ -174,6 +174,7 @@ def torchrun(tmp_path: Path, out: Path, *, dropout: float = 0.0, train_size: int
     return completed, reports
 
 
+@pytest.mark.e2e  # training processes of their own (torchrun)
 def test_two_torchrun_processes_train_like_one_and_only_rank_0_reports(tmp_path):
     completed, (rank0, rank1) = torchrun(tmp_path, tmp_path / "double")
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -192,6 +193,7 @@ def test_two_torchrun_processes_train_like_one_and_only_rank_0_reports(tmp_path)
     assert len(torch.load(checkpoint, weights_only=True)["rank_rng"]) == 2
 
 
+@pytest.mark.e2e  # training processes of their own (torchrun)
 def test_an_interrupted_torchrun_run_resumes_bit_identically_and_a_too_small_last_batch_is_skipped_aloud(tmp_path):
     """With dropout (each process draws its own masks): resume must restore every process's RNG state.
 

@@ -121,6 +121,7 @@ def peak_rss_mb(folder: Path, ways: tuple[str, ...], logs: Path) -> dict[str, fl
     return peaks
 
 
+@pytest.mark.e2e  # training processes of their own, measured for their peak
 def test_streaming_trains_in_less_memory_than_a_whole_load_needs(tmp_path: Path) -> None:
     """32 M tokens (122 MiB of ids): a child that trains on the folder read a window at a time peaks well
     below one that loads the ids whole (which holds them, at least, on top of the same process). The
