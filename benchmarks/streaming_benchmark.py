@@ -29,7 +29,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from harness import REPO, describe_machine, print_machine
+from harness import REPO, describe_machine, print_machine, write_results
 
 RESULTS = REPO / "benchmarks" / "results" / "streaming_benchmark.json"
 
@@ -71,7 +71,8 @@ Path(out).write_text(json.dumps({
 
 
 def prepare(workdir: Path, mirror: Path, scale: int) -> dict[str, Path]:
-    """The Fashion-MNIST split as the pipeline makes it, written as shards: train at 1x and ``scale`` x, val, test."""
+    """The Fashion-MNIST split as the pipeline makes it, written as shards (train at 1x and ``scale`` x, val,
+    test), and the training script each variant runs."""
     sys.path.insert(0, str(REPO / "src"))
     import pandas as pd
 
@@ -95,12 +96,12 @@ def prepare(workdir: Path, mirror: Path, scale: int) -> dict[str, Path]:
     )
     ParquetShardsDataset(filepath=str(paths["val"])).save(val)
     ParquetShardsDataset(filepath=str(paths["test"])).save(test)
+    (workdir / "train.py").write_text(textwrap.dedent(TRAIN))
     return paths
 
 
 def run(paths: dict[str, Path], train: str, mode: str, epochs: int, workdir: Path) -> dict:
-    script = workdir / "train.py"
-    script.write_text(textwrap.dedent(TRAIN))
+    script = workdir / "train.py"  # written by prepare()
     out = workdir / f"{train}_{mode}_{epochs}.json"
     env = os.environ | {"KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
     command = [
@@ -159,21 +160,8 @@ def main() -> None:
         f"memory_peak_ratio_{args.scale}x_vs_1x": round(peak[(big, "memory")] / peak[("train_1x", "memory")], 3),
     }
     print("summary:", json.dumps(summary, indent=2))
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "machine": machine,
-                "epochs": args.epochs,
-                "scale": args.scale,
-                "speed": speed,
-                "memory": memory,
-                "summary": summary,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
-    print(f"written: {RESULTS.relative_to(REPO)}")
+    results = {"machine": machine, "epochs": args.epochs, "scale": args.scale, "speed": speed, "memory": memory}
+    write_results(RESULTS, results | {"summary": summary})
 
 
 if __name__ == "__main__":
